@@ -1,0 +1,77 @@
+"""Reproduce the README's results table: every recipe, several seeds, full test set; prints a markdown table.
+
+    python benchmarks/reproduce.py                                   # all recipes, seeds 0 1 2
+    python benchmarks/reproduce.py denoising-autoencoder --seeds 0   # one recipe, one seed
+    python benchmarks/reproduce.py --json results.json --runs runs/reproduce
+
+Each run is an ordinary run directory (under --runs); the table reports mean +- std over seeds of the recipe's
+target metric on the full test set, and the mean wall time per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+import deeprecipes
+from deeprecipes.recipes import load_recipe
+from deeprecipes.registry import list_recipes
+
+# extra curve points worth reporting: recipe -> (metric, epochs)
+CURVES = {
+    "denoising-autoencoder": ("test_cost", (0, 10, 99)),
+    "lstm-mnist-28": ("test_accuracy", (0, 15, 99)),
+}
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("recipes", nargs="*")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--runs", default="runs/reproduce")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--json", help="write all numbers here")
+    args = p.parse_args()
+    results = {}
+    for name in args.recipes or list_recipes():
+        cfg = load_recipe(name)
+        rows = []
+        for seed in args.seeds:
+            out = Path(args.runs) / f"{name}-s{seed}"
+            if (out / "summary.json").exists():  # already done: reuse
+                summary = json.loads((out / "summary.json").read_text())
+                history = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+            else:
+                r = deeprecipes.run(name, seed=seed, out=out, threads=args.threads, progress=False)
+                summary, history = r.summary, r.history
+            rows.append({"seed": seed, "metrics": summary["metrics"], "wall_time_s": summary["wall_time_s"],
+                         "history": history})
+            print(f"{name} seed {seed}: {cfg.target.metric} = {summary['metrics'][cfg.target.metric]:.6g} "
+                  f"({summary['wall_time_s']:.0f}s)", flush=True)
+        results[name] = {"target": cfg.target.metric, "published": cfg.target.value, "source": cfg.target.source,
+                         "runs": rows}
+    print("\n| recipe | published (source) | ours: mean ± std over seeds | wall time / run |")
+    print("|---|---|---|---|")
+    for name, res in results.items():
+        m, s = mean_std([r["metrics"][res["target"]] for r in res["runs"]])
+        t = statistics.fmean(r["wall_time_s"] for r in res["runs"])
+        print(f"| `{name}` | {res['target']} {res['published']:g} ({res['source']}) | {m:.6g} ± {s:.2g} | {t:.0f} s |")
+        if name in CURVES:
+            metric, epochs = CURVES[name]
+            for e in epochs:
+                vals = [r["history"][e][metric] for r in res["runs"] if len(r["history"]) > e]
+                if vals:
+                    m, s = mean_std(vals)
+                    print(f"|   epoch {e} | | {metric} {m:.6g} ± {s:.2g} | |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""The ``deeprecipes`` command: a thin layer over :mod:`deeprecipes.runner` with the same defaults.
+
+    deeprecipes list [PATTERN]
+    deeprecipes show NAME
+    deeprecipes run NAME [--set key=value]... [--epochs N] [--steps N] [--seed S] [--device D] [--out DIR]
+    deeprecipes eval RUN_DIR [--best]
+    deeprecipes resume RUN_DIR
+
+Errors a user can cause print one line, ``error: ...``, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import DeepRecipesError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="deeprecipes", description="Classic deep-learning recipes on PyTorch.")
+    p.add_argument("--version", action="version", version=f"deeprecipes {__version__}")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors and the final result")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("list", help="list recipes (optionally matching a glob pattern)")
+    s.add_argument("pattern", nargs="?", default="*")
+    s.add_argument("--models", action="store_true", help="list registered models instead")
+    s.add_argument("--datasets", action="store_true", help="list registered datasets instead")
+
+    s = sub.add_parser("show", help="print a recipe's TOML")
+    s.add_argument("name")
+
+    s = sub.add_parser("run", help="run a recipe by name or TOML path")
+    s.add_argument("name")
+    s.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe key, e.g. --set optimizer.lr=0.01 (repeatable)",
+    )
+    s.add_argument("--epochs", type=int)
+    s.add_argument("--steps", type=int, help="stop after this many optimizer steps")
+    s.add_argument("--seed", type=int)
+    s.add_argument("--device", help="auto (default), cpu, cuda, cuda:N, mps")
+    s.add_argument("--threads", type=int, help="CPU threads for torch")
+    s.add_argument("--out", help="run directory (default runs/<recipe>/<time>-s<seed>)")
+    s.add_argument("--data-dir", help="look for data files here first (default $DEEPRECIPES_DATA)")
+    s.add_argument("--smoke", action="store_true", help="a seconds-long check run (20 steps)")
+    s.add_argument("--check", action="store_true", help="only check the recipe and overrides, print the config")
+
+    s = sub.add_parser("eval", help="evaluate a saved run on its full evaluation splits")
+    s.add_argument("run_dir")
+    s.add_argument("--best", action="store_true", help="use the best checkpoint instead of the latest")
+    s.add_argument("--split", action="append", default=[], help="split to evaluate (repeatable; default: the run's)")
+    s.add_argument("--data-dir")
+
+    s = sub.add_parser("resume", help="continue a run that was stopped or killed")
+    s.add_argument("run_dir")
+    s.add_argument("--data-dir")
+    return p
+
+
+def _cmd_list(args: argparse.Namespace) -> None:
+    from .registry import list_datasets, list_models, list_recipes
+
+    if args.models:
+        print("\n".join(list_models(args.pattern)))
+        return
+    if args.datasets:
+        print("\n".join(list_datasets(args.pattern)))
+        return
+    from .recipes import recipe_summary
+
+    rows = [recipe_summary(n) for n in list_recipes(args.pattern)]
+    if not rows:
+        raise DeepRecipesError(f"no recipe matches '{args.pattern}'")
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        target = f"{r['metric']} {r['published']}" if r["published"] is not None else "-"
+        print(f"{r['name']:<{width}}  {target:<28}  {r['description']}")
+
+
+def _print_result(result: object) -> None:
+    summary = result.summary  # type: ignore[attr-defined]
+    tg = summary["target"]
+    print(f"run directory: {result.run_dir}")  # type: ignore[attr-defined]
+    for k, v in summary["metrics"].items():
+        print(f"  {k:<22} {v:.6g}")
+    if tg["metric"] and tg["published"] is not None:
+        verdict = {True: "reached", False: "not reached", None: "not measured"}[tg["met"]]
+        print(f"  target {tg['metric']} {tg['published']} ({tg['source']}): {verdict}")
+    print(f"  wall time {summary['wall_time_s']:.1f}s on {summary['device']['device']}")
+
+
+def _dispatch(args: argparse.Namespace) -> None:
+    if args.command == "list":
+        _cmd_list(args)
+    elif args.command == "show":
+        from .recipes import recipe_text
+
+        print(recipe_text(args.name), end="")
+    elif args.command == "run":
+        from .runner import run
+
+        result = run(
+            args.name,
+            epochs=args.epochs,
+            steps=args.steps,
+            seed=args.seed,
+            device=args.device,
+            threads=args.threads,
+            out=args.out,
+            data_dir=args.data_dir,
+            overrides=args.overrides,
+            smoke=args.smoke,
+            check=args.check,
+            progress=None if not args.quiet else False,
+        )
+        if args.check:
+            print(result.to_json())  # type: ignore[union-attr]
+            print("recipe OK", file=sys.stderr)
+        else:
+            _print_result(result)
+    elif args.command == "resume":
+        from .runner import resume
+
+        _print_result(resume(args.run_dir, data_dir=args.data_dir, progress=None if not args.quiet else False))
+    elif args.command == "eval":
+        from .runner import evaluate
+
+        metrics = evaluate(
+            args.run_dir, which="best" if args.best else "latest", data_dir=args.data_dir, splits=args.split
+        )
+        print(json.dumps(metrics, indent=2))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        _dispatch(args)
+    except DeepRecipesError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        hint = f"; continue with: deeprecipes resume {args.run_dir}" if getattr(args, "run_dir", None) else ""
+        print(f"interrupted{hint}", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,393 @@
+"""Recipe configuration: TOML files resolved into typed dataclasses, with strict keys and layered overrides.
+
+Layers, later winning: section defaults < recipe TOML < keyword arguments / ``--set key=value``. An unknown key,
+a value of the wrong type or one out of range stops the run before any work, with one line naming the key and what
+is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import math
+import tomllib
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = [
+    "RecipeConfig",
+    "DataConfig",
+    "ModelConfig",
+    "OptimizerConfig",
+    "ScheduleConfig",
+    "TrainConfig",
+    "TargetConfig",
+    "SourceConfig",
+    "load_config",
+    "parse_override",
+    "apply_overrides",
+    "bind_arguments",
+]
+
+# ----------------------------------------------------------------------------------------------------------------
+# value checking
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, type):
+        return {"str": "string", "int": "integer", "float": "number", "bool": "true/false"}.get(
+            tp.__name__, tp.__name__
+        )
+    return str(tp).replace("typing.", "")
+
+
+def check_value(value: Any, tp: Any, where: str) -> Any:
+    """Return ``value`` converted to annotation ``tp`` (int -> float is allowed), or raise ConfigError."""
+    if tp is Any or tp is inspect.Parameter.empty:
+        return value
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return check_value(value, arg, where)
+            except ConfigError as e:
+                errors.append(e)
+        allowed = " or ".join(_type_name(a) for a in args if a is not type(None))
+        raise ConfigError(f"{where} must be {allowed}, got {value!r}")
+    if origin is typing.Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise ConfigError(f"{where} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        (item,) = typing.get_args(tp)[:1] or (Any,)
+        return [check_value(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a table, got {value!r}")
+        return dict(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    return value
+
+
+def _check_range(value: Any, meta: Mapping[str, Any], where: str) -> None:
+    if value is None:
+        return
+    lo, hi = meta.get("min"), meta.get("max")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{where} must be finite, got {value!r}")
+        if lo is not None and value < lo:
+            raise ConfigError(f"{where} must be >= {lo}, got {value!r}")
+        if hi is not None and value > hi:
+            raise ConfigError(f"{where} must be <= {hi}, got {value!r}")
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{where} must be one of {', '.join(map(str, choices))}; got {value!r}")
+
+
+def bind_arguments(fn: Callable[..., Any], kwargs: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Check ``kwargs`` against ``fn``'s signature and annotations without calling it."""
+    sig = inspect.signature(fn)
+    params = {
+        n: p
+        for n, p in sig.parameters.items()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and not n.startswith("_")
+    }
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # unresolvable forward references: skip type checks
+        hints = {}
+    out = {}
+    for key, value in kwargs.items():
+        if key not in params:
+            if takes_any:
+                out[key] = value
+                continue
+            raise ConfigError(f"unknown argument '{key}' for {where}; allowed: {', '.join(params) or 'none'}")
+        out[key] = check_value(value, hints.get(key, Any), f"{where} argument '{key}'")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# sections
+
+
+def _f(default: Any, help: str = "", **meta: Any) -> Any:
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help, **meta})
+    return field(default=default, metadata={"help": help, **meta})
+
+
+@dataclass
+class SourceConfig:
+    """Where the recipe comes from."""
+
+    title: str = _f("", "the tutorial, blog post or book section")
+    url: str = _f("", "where to read it")
+    notes: str = _f("", "what differs from the source, and why")
+
+
+@dataclass
+class TargetConfig:
+    """The published number this recipe reproduces."""
+
+    metric: str = _f("", "metric name in result.json, e.g. test_accuracy")
+    value: float | None = _f(None, "the published value")
+    mode: str = _f("max", "whether higher (max) or lower (min) is better", choices=("max", "min"))
+    source: str = _f("", "who published it")
+
+
+@dataclass
+class DataConfig:
+    """Which dataset and split; extra keys go to the dataset builder (checked against its signature)."""
+
+    name: str = _f("mnist", "registered dataset name")
+    args: dict[str, Any] = _f({}, "keyword arguments of the dataset builder")
+
+
+@dataclass
+class ModelConfig:
+    """Which model; extra keys go to the model builder (checked against its signature)."""
+
+    name: str = _f("", "registered model name")
+    args: dict[str, Any] = _f({}, "keyword arguments of the model builder")
+
+
+@dataclass
+class OptimizerConfig:
+    """The optimizer; extra keys go to it (checked against the optimizer's own arguments)."""
+
+    name: str = _f(
+        "sgd",
+        "optimizer",
+        choices=("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "rmsprop-tf", "adam", "adamw"),
+    )
+    lr: float = _f(0.01, "learning rate", min=0.0)
+    args: dict[str, Any] = _f({}, "other optimizer arguments (momentum, betas, eps, weight_decay, ...)")
+
+
+@dataclass
+class ScheduleConfig:
+    """Learning-rate schedule, as a factor on the optimizer's rate, applied every step."""
+
+    name: str = _f("constant", "schedule", choices=("constant", "exponential", "step", "cosine"))
+    gamma: float = _f(1.0, "decay factor per period (exponential, step)", min=0.0, max=1.0)
+    every: int = _f(0, "period in steps; 0 = one epoch", min=0)
+    staircase: bool = _f(True, "decay in whole periods (exponential)")
+    min_factor: float = _f(0.0, "final factor (cosine)", min=0.0, max=1.0)
+    warmup_steps: int = _f(0, "linear warm-up from 0 over this many steps", min=0)
+
+
+@dataclass
+class TrainConfig:
+    """The training loop."""
+
+    epochs: int = _f(10, "passes over the training split", min=1)
+    max_steps: int = _f(0, "stop after this many optimizer steps (0 = no limit)", min=0)
+    batch_size: int = _f(128, "training batch size", min=1)
+    eval_batch_size: int = _f(1000, "evaluation batch size", min=1)
+    shuffle: bool = _f(True, "reshuffle the training split every epoch")
+    drop_last: bool = _f(False, "drop the last partial batch")
+    train_subset: int = _f(0, "use only the first N training samples (0 = all)", min=0)
+    eval_subset: int = _f(0, "evaluate on only the first N samples of each split (0 = all: the full test set)", min=0)
+    eval_on: list[str] = _f(["val", "test"], "splits evaluated after every epoch (those the dataset has)")
+    grad_clip: float = _f(0.0, "clip the global gradient norm to this (0 = off)", min=0.0)
+    l1: float = _f(0.0, "L1 penalty on weight matrices", min=0.0)
+    l2: float = _f(0.0, "L2 penalty (sum of squares) on weight matrices", min=0.0)
+    early_stopping: int = _f(0, "stop after this many epochs without improvement of `monitor` (0 = off)", min=0)
+    monitor: str = _f("", "metric watched by early stopping and the best checkpoint (default: the target)")
+    monitor_mode: str = _f("auto", "min or max for `monitor` (auto: the target's mode)", choices=("auto", "min", "max"))
+    checkpoint_every: int = _f(0, "also checkpoint every N steps inside an epoch (0 = once per epoch)", min=0)
+    keep_best: bool = _f(True, "keep a copy of the best checkpoint by `monitor`")
+    seed: int = _f(0, "random seed", min=0)
+    device: str = _f("auto", "auto, cpu, cuda, cuda:N or mps")
+    threads: int = _f(0, "CPU threads for torch (0 = torch's default)", min=0)
+    precision: str = _f("fp32", "fp32, or bf16 autocast", choices=("fp32", "bf16"))
+    compile: bool = _f(False, "torch.compile the model")
+    flush_denormal: bool = _f(True, "flush denormal floats to zero on the CPU (saturated sigmoids get slow otherwise)")
+    log_every: int = _f(50, "steps between progress updates", min=1)
+    histograms: bool = _f(True, "write weight histograms to TensorBoard every epoch")
+    images: bool = _f(True, "write image summaries to TensorBoard every epoch (models that have images)")
+
+
+SECTIONS: dict[str, type] = {
+    "source": SourceConfig,
+    "target": TargetConfig,
+    "data": DataConfig,
+    "model": ModelConfig,
+    "optimizer": OptimizerConfig,
+    "schedule": ScheduleConfig,
+    "train": TrainConfig,
+}
+TOP_KEYS = ("name", "description")
+OPEN_SECTIONS = ("data", "model", "optimizer")  # unknown keys are builder arguments
+
+
+@dataclass
+class RecipeConfig:
+    """A whole recipe, resolved."""
+
+    name: str = ""
+    description: str = ""
+    source: SourceConfig = field(default_factory=SourceConfig)
+    target: TargetConfig = field(default_factory=TargetConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict; builder arguments are flattened back into their section."""
+        out: dict[str, Any] = {"name": self.name, "description": self.description}
+        for section in SECTIONS:
+            d = dataclasses.asdict(getattr(self, section))
+            args = d.pop("args", None)
+            if args:
+                d.update(args)
+            out[section] = d
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @property
+    def monitor(self) -> tuple[str, str]:
+        """(metric, mode) watched by early stopping and the best checkpoint."""
+        metric = self.train.monitor or self.target.metric or "test_loss"
+        mode = self.train.monitor_mode
+        if mode == "auto":
+            if metric == self.target.metric:
+                mode = self.target.mode
+            else:
+                mode = "max" if "acc" in metric else "min"
+        return metric, mode
+
+
+def _build_section(name: str, raw: Mapping[str, Any]) -> Any:
+    cls = SECTIONS[name]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in fields and key != "args":
+            v = check_value(value, hints[key], f"{name}.{key}")
+            _check_range(v, fields[key].metadata, f"{name}.{key}")
+            kwargs[key] = v
+        elif name in OPEN_SECTIONS:
+            extra[key] = value
+        else:
+            allowed = ", ".join(f for f in fields if f != "args")
+            raise ConfigError(f"unknown key '{name}.{key}'; allowed: {allowed}")
+    if "args" in fields:
+        kwargs["args"] = {**raw.get("args", {}), **extra} if isinstance(raw.get("args"), dict) else extra
+    return cls(**kwargs)
+
+
+def config_from_dict(raw: Mapping[str, Any]) -> RecipeConfig:
+    """Build and check a RecipeConfig from a nested dict (as read from TOML or JSON)."""
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in TOP_KEYS:
+            kwargs[key] = check_value(value, str, key)
+        elif key in SECTIONS:
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"'{key}' must be a table of keys, got {value!r}")
+            kwargs[key] = _build_section(key, value)
+        else:
+            raise ConfigError(f"unknown section or key '{key}'; allowed: {', '.join((*TOP_KEYS, *SECTIONS))}")
+    cfg = RecipeConfig(**kwargs)
+    _check_builders(cfg)
+    return cfg
+
+
+def _check_builders(cfg: RecipeConfig) -> None:
+    """Check model, dataset and optimizer arguments against what their builders accept."""
+    from .registry import DATASETS, MODELS
+    from .training.optim import check_optimizer_args
+
+    if cfg.model.name:
+        bind_arguments(MODELS.get(cfg.model.name), cfg.model.args, where=f"model '{cfg.model.name}'")
+    bind_arguments(DATASETS.get(cfg.data.name), cfg.data.args, where=f"dataset '{cfg.data.name}'")
+    check_optimizer_args(cfg.optimizer.name, cfg.optimizer.args)
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """Parse ``key=value`` where value is a TOML literal (``0.1``, ``true``, ``[1, 2]``) or a bare string."""
+    if "=" not in item:
+        raise ConfigError(f"override '{item}' must look like section.key=value")
+    key, text = item.split("=", 1)
+    key = key.strip()
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    return key, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a copy of the nested dict ``raw`` with dotted keys (``train.epochs``) replaced."""
+    out = json.loads(json.dumps(raw))
+    for dotted, value in overrides.items():
+        parts = dotted.split(".")
+        if len(parts) == 1 and parts[0] in TOP_KEYS:
+            out[parts[0]] = value
+            continue
+        if len(parts) < 2 or parts[0] not in SECTIONS:
+            raise ConfigError(
+                f"unknown key '{dotted}'; keys look like section.key with section one of {', '.join(SECTIONS)}"
+            )
+        node = out.setdefault(parts[0], {})
+        for p in parts[1:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return out
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def load_config(raw: dict[str, Any], overrides: Mapping[str, Any] | None = None) -> RecipeConfig:
+    return config_from_dict(apply_overrides(raw, overrides or {}))

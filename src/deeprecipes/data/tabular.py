@@ -1,0 +1,487 @@
+"""Small tabular datasets: scikit-learn's bundled sets and the user's own CSV files.
+
+Registered datasets:
+
+``iris``, ``wine``, ``breast-cancer``, ``digits`` (classification) and ``diabetes`` (regression)
+    The copies that ship inside scikit-learn; no download.
+``csv``
+    Any CSV file with a header row: ``create_dataset("csv", path="data.csv", target="label")``.
+
+Every one is cut into train and test parts (stratified by class for classification; no validation part) and, by
+default, standardised with the mean and standard deviation of the training part only. scikit-learn is imported
+only when one of these builders runs, so importing :mod:`deeprecipes.data` stays fast.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import io
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, DataError
+from ..registry import register_dataset
+from .base import ArrayData, DataSplits
+
+__all__ = ["TASKS", "CsvTable", "breast_cancer", "csv_file", "diabetes", "digits", "iris", "load_csv", "wine"]
+
+log = logging.getLogger(__name__)
+
+TASKS = ("auto", "classification", "regression")
+MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})  # compared lower-cased
+MAX_AUTO_CLASSES = 20  # an integer-valued target with at most this many distinct values is taken as class labels
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# shared: split and standardise
+
+
+def _sklearn(module: str, dataset: str) -> ModuleType:
+    try:
+        return importlib.import_module(f"sklearn.{module}")
+    except ImportError:
+        raise DataError(
+            f"dataset '{dataset}' needs scikit-learn, which is not installed (pip install scikit-learn)"
+        ) from None
+
+
+def _check_test_size(test_size: float, dataset: str) -> None:
+    if not (isinstance(test_size, (int, float)) and 0.0 < test_size < 1.0):
+        raise ConfigError(f"dataset '{dataset}' argument 'test_size' must be between 0 and 1, got {test_size!r}")
+
+
+def _holdout(
+    name: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    task: str,
+    classes: list[str],
+    feature_names: list[str],
+    test_size: float,
+    seed: int,
+    standardize: bool,
+    shape: list[int] | None = None,
+    where: str,
+    extra: dict[str, Any] | None = None,
+) -> DataSplits:
+    """Split (stratified for classification), standardise with training statistics, and wrap as DataSplits.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n, d)
+    y : ndarray, shape (n,)
+        Class indices 0..k-1 (classification) or values (regression).
+    where : str
+        The dataset or file named in error messages.
+    """
+    n = len(x)
+    stratify = None
+    if task == "classification":
+        counts = np.bincount(y, minlength=len(classes))
+        rare = np.flatnonzero(counts < 2)
+        if rare.size:
+            c = int(rare[0])
+            raise DataError(
+                f"{where}: class {classes[c]!r} has {int(counts[c])} row(s); a stratified train/test split needs "
+                "at least 2 rows of every class"
+            )
+        stratify = y
+    model_selection = _sklearn("model_selection", name)
+    try:
+        train_idx, test_idx = model_selection.train_test_split(
+            np.arange(n), test_size=test_size, random_state=seed, stratify=stratify
+        )
+    except ValueError as e:
+        raise DataError(f"{where}: cannot split {n} rows with test_size={test_size}: {e}") from None
+
+    x = np.asarray(x, dtype=np.float64)
+    x_train, x_test = x[train_idx], x[test_idx]
+    meta_std: dict[str, Any] = {}
+    if standardize:
+        mean = x_train.mean(axis=0)
+        std = x_train.std(axis=0)
+        std[std == 0] = 1.0  # constant columns (e.g. the border pixels of digits) stay at 0
+        x_train = (x_train - mean) / std
+        x_test = (x_test - mean) / std
+        meta_std = {"mean": mean.tolist(), "std": std.tolist()}
+
+    def targets(idx: np.ndarray) -> torch.Tensor:
+        if task == "classification":
+            return torch.from_numpy(y[idx].astype(np.int64))
+        return torch.from_numpy(y[idx].astype(np.float32))
+
+    train = ArrayData(torch.from_numpy(x_train.astype(np.float32)), targets(train_idx))
+    test = ArrayData(torch.from_numpy(x_test.astype(np.float32)), targets(test_idx))
+    meta: dict[str, Any] = {
+        "task": task,
+        "num_classes": len(classes),
+        "classes": list(classes),
+        "shape": shape or [x.shape[1]],
+        "feature_names": list(feature_names),
+        "files": [],
+        "standardize": meta_std or None,
+    }
+    meta.update(extra or {})
+    log.debug("%s: %d train, %d test, %d features, %s", name, len(train), len(test), x.shape[1], task)
+    return DataSplits(name=name, split="holdout", train=train, test=test, val=None, meta=meta)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# scikit-learn's bundled datasets
+
+
+def _bundled(
+    name: str, loader: str, task: str, test_size: float, seed: int, standardize: bool, shape: list[int] | None = None
+) -> DataSplits:
+    _check_test_size(test_size, name)
+    bunch = getattr(_sklearn("datasets", name), loader)()
+    x = np.asarray(bunch.data, dtype=np.float64)
+    y = np.asarray(bunch.target)
+    classes = [str(c) for c in bunch.target_names] if task == "classification" else []
+    if task == "classification":
+        y = y.astype(np.int64)
+    return _holdout(
+        name,
+        x,
+        y,
+        task=task,
+        classes=classes,
+        feature_names=[str(f) for f in bunch.feature_names],
+        test_size=test_size,
+        seed=seed,
+        standardize=standardize,
+        shape=shape,
+        where=f"dataset '{name}'",
+    )
+
+
+@register_dataset("iris")
+def iris(test_size: float = 0.25, seed: int = 0, standardize: bool = True) -> DataSplits:
+    """Fisher's iris: 150 flowers, 4 features, 3 classes.
+
+    Parameters
+    ----------
+    test_size : float
+        Fraction held out for testing (stratified).
+    seed : int
+        Seed of the split.
+    standardize : bool
+        Scale features to zero mean and unit variance using the training part's statistics.
+
+    Returns
+    -------
+    DataSplits
+        x float32 (n, 4), y int64 (n,); no validation split.
+    """
+    return _bundled("iris", "load_iris", "classification", test_size, seed, standardize)
+
+
+@register_dataset("wine")
+def wine(test_size: float = 0.25, seed: int = 0, standardize: bool = True) -> DataSplits:
+    """UCI wine: 178 wines, 13 chemical features, 3 cultivars. Arguments as for :func:`iris`; x is (n, 13)."""
+    return _bundled("wine", "load_wine", "classification", test_size, seed, standardize)
+
+
+@register_dataset("breast-cancer")
+def breast_cancer(test_size: float = 0.25, seed: int = 0, standardize: bool = True) -> DataSplits:
+    """Wisconsin diagnostic breast cancer: 569 samples, 30 features, malignant/benign. x is (n, 30)."""
+    return _bundled("breast-cancer", "load_breast_cancer", "classification", test_size, seed, standardize)
+
+
+@register_dataset("digits")
+def digits(test_size: float = 0.25, seed: int = 0, standardize: bool = True) -> DataSplits:
+    """UCI optical digits: 1,797 images of 8x8 (values 0..16), 10 classes. x is (n, 64); meta shape [8, 8]."""
+    return _bundled("digits", "load_digits", "classification", test_size, seed, standardize, shape=[8, 8])
+
+
+@register_dataset("diabetes")
+def diabetes(test_size: float = 0.25, seed: int = 0, standardize: bool = True) -> DataSplits:
+    """Diabetes progression (regression): 442 patients, 10 features. x float32 (n, 10), y float32 (n,)."""
+    return _bundled("diabetes", "load_diabetes", "regression", test_size, seed, standardize)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# CSV files
+
+
+@dataclass
+class CsvTable:
+    """A CSV file read into numbers.
+
+    Attributes
+    ----------
+    x : ndarray, shape (n, d), float64
+        Feature columns, in the order of ``features``.
+    y : ndarray, shape (n,)
+        int64 class indices 0..k-1 (classification) or float64 values (regression).
+    features : list of str
+    target : str
+    task : str
+        ``classification`` or ``regression``.
+    classes : list of str
+        Class names, index = label (empty for regression).
+    path : str
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    features: list[str]
+    target: str
+    task: str
+    classes: list[str] = field(default_factory=list)
+    path: str = ""
+
+
+def _read_rows(path: str) -> tuple[list[str], list[list[str]], list[int]]:
+    """Header, data rows and the file line number of each row; every row has the header's length."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not a CSV file") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+    if not text.strip():
+        raise DataError(f"{path}: empty file")
+
+    first = text.lstrip("\r\n").split("\n", 1)[0]
+    delimiter = max(",;\t", key=first.count) if any(d in first for d in ",;\t") else ","
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    header: list[str] | None = None
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    try:
+        for row in reader:
+            if not row:  # blank line
+                continue
+            if header is None:
+                header = [c.strip() for c in row]
+                for i, name in enumerate(header):
+                    if not name:
+                        raise DataError(f"{path}: the header row names no column {i + 1}; a header row is required")
+                dupes = sorted({c for c in header if header.count(c) > 1})
+                if dupes:
+                    raise DataError(f"{path}: the header repeats column name(s) {', '.join(map(repr, dupes))}")
+                continue
+            if len(row) != len(header):
+                raise DataError(
+                    f"{path}: line {reader.line_num} (data row {len(rows) + 1}) has {len(row)} fields, "
+                    f"the header has {len(header)}"
+                )
+            rows.append(row)
+            lines.append(reader.line_num)
+    except csv.Error as e:
+        raise DataError(f"{path}: line {reader.line_num}: not valid CSV ({e})") from None
+    assert header is not None
+    if not rows:
+        raise DataError(f"{path}: no data rows after the header")
+    return header, rows, lines
+
+
+def _where(path: str, lines: list[int], i: int, column: str) -> str:
+    return f"{path}: line {lines[i]} (data row {i + 1}), column '{column}'"
+
+
+def _numbers(values: list[str], path: str, lines: list[int], column: str) -> np.ndarray:
+    """Column of strings -> float64 array; DataError naming the first missing or non-numeric cell."""
+    try:
+        arr = np.array(values, dtype=np.float64)
+        if np.isfinite(arr).all():
+            return arr
+    except ValueError:
+        pass
+    for i, v in enumerate(values):
+        s = v.strip()
+        if s.lower() in MISSING:
+            raise DataError(f"{_where(path, lines, i, column)}: missing value ({v!r})")
+        try:
+            f = float(s)
+        except ValueError:
+            raise DataError(f"{_where(path, lines, i, column)}: {v!r} is not a number") from None
+        if not math.isfinite(f):
+            raise DataError(f"{_where(path, lines, i, column)}: {v!r} is not a finite number")
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+def _label(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
+def load_csv(
+    path: str | os.PathLike[str],
+    target: str,
+    features: list[str] | None = None,
+    task: str = "auto",
+) -> CsvTable:
+    """Read a CSV file with a header row into a feature matrix and a target vector.
+
+    The delimiter (comma, semicolon or tab) is the one the header row uses most. A cell that is empty or one of
+    ``NA``, ``N/A``, ``NaN``, ``null``, ``None``, ``?`` is a missing value, which is an error (naming its line and
+    column), as is any other non-numeric feature value.
+
+    Parameters
+    ----------
+    path : str or path-like
+    target : str
+        Name of the target column.
+    features : list of str, optional
+        Feature columns, in this order; default every column except the target.
+    task : str
+        ``classification``, ``regression`` or ``auto``: classification when the target has a non-numeric value, or
+        is integer-valued with at most 20 distinct values; else regression.
+
+    Returns
+    -------
+    CsvTable
+        ``x`` float64 (n, d), ``y`` int64 class indices (n,) with ``classes`` their names (sorted, numerically for
+        numeric labels), or float64 values (n,) for regression.
+
+    Raises
+    ------
+    DataError
+        One line naming the file and the line/column: missing or unreadable file, empty file, unknown column,
+        ragged row, missing or non-numeric value, a single class.
+    ConfigError
+        No target given, an unknown ``task``, or the target also listed as a feature.
+    """
+    where = os.fspath(path)
+    if not where:
+        raise ConfigError("dataset 'csv' needs path=<file.csv>")
+    if task not in TASKS:
+        raise ConfigError(f"dataset 'csv' argument 'task' must be one of {', '.join(TASKS)}; got {task!r}")
+    header, rows, lines = _read_rows(where)
+    columns = ", ".join(header)
+    if not target:
+        raise ConfigError(f"dataset 'csv' needs target=<column> for {where}; columns: {columns}")
+    if all(_is_number(c) for c in header):
+        columns += " (the first row looks like data, but a header row naming the columns is required)"
+    if target not in header:
+        raise DataError(f"{where}: no target column '{target}'; columns: {columns}")
+    if features is None:
+        features = [c for c in header if c != target]
+    else:
+        features = list(features)
+        for name in features:
+            if name not in header:
+                raise DataError(f"{where}: no feature column '{name}'; columns: {columns}")
+        if target in features:
+            raise ConfigError(f"dataset 'csv': column '{target}' is both the target and a feature")
+        dupes = sorted({c for c in features if features.count(c) > 1})
+        if dupes:
+            raise ConfigError(f"dataset 'csv': feature(s) listed twice: {', '.join(dupes)}")
+    if not features:
+        raise DataError(f"{where}: no feature columns besides the target '{target}'")
+
+    index = {name: i for i, name in enumerate(header)}
+    x = np.empty((len(rows), len(features)), dtype=np.float64)
+    for j, name in enumerate(features):
+        k = index[name]
+        x[:, j] = _numbers([r[k] for r in rows], where, lines, name)
+
+    k = index[target]
+    raw = [r[k].strip() for r in rows]
+    for i, v in enumerate(raw):
+        if v.lower() in MISSING:
+            raise DataError(f"{_where(where, lines, i, target)}: missing value ({rows[i][k]!r})")
+    try:
+        numeric: np.ndarray | None = np.array(raw, dtype=np.float64)
+        if not np.isfinite(numeric).all():
+            numeric = None
+    except ValueError:
+        numeric = None
+
+    if task == "auto":
+        if numeric is None:
+            task = "classification"
+        else:
+            integral = bool(np.all(numeric == np.round(numeric)))
+            task = "classification" if integral and len(np.unique(numeric)) <= MAX_AUTO_CLASSES else "regression"
+        log.info("%s: target '%s' taken as %s", where, target, task)
+
+    if task == "regression":
+        y = numeric if numeric is not None else _numbers(raw, where, lines, target)
+        return CsvTable(x, y, features, target, task, [], where)
+
+    if numeric is not None:
+        values, y = np.unique(numeric, return_inverse=True)
+        classes = [_label(v) for v in values]
+    else:
+        names, y = np.unique(np.array(raw, dtype=object), return_inverse=True)
+        classes = [str(v) for v in names]
+    if len(classes) < 2:
+        raise DataError(
+            f"{where}: target column '{target}' has a single class ({classes[0]!r}); classification needs at least two"
+        )
+    return CsvTable(x, y.astype(np.int64).reshape(-1), features, target, task, classes, where)
+
+
+@register_dataset("csv")
+def csv_file(
+    path: str = "",
+    target: str = "",
+    features: list[str] | None = None,
+    test_size: float = 0.2,
+    seed: int = 0,
+    standardize: bool = True,
+    task: str = "auto",
+) -> DataSplits:
+    """A CSV file with a header row, as train and test splits (see :func:`load_csv` for the rules).
+
+    Parameters
+    ----------
+    path : str
+        The CSV file.
+    target : str
+        Target column.
+    features : list of str, optional
+        Feature columns; default all but the target.
+    test_size : float
+        Fraction held out for testing (stratified for classification).
+    seed : int
+        Seed of the split.
+    standardize : bool
+        Scale features with the training part's mean and standard deviation.
+    task : str
+        ``auto``, ``classification`` or ``regression``.
+
+    Returns
+    -------
+    DataSplits
+        x float32 (n, d); y int64 (n,) class indices or float32 (n,) values; ``meta["classes"]`` the class names.
+    """
+    _check_test_size(test_size, "csv")
+    table = load_csv(path, target, features, task)
+    return _holdout(
+        "csv",
+        table.x,
+        table.y,
+        task=table.task,
+        classes=table.classes,
+        feature_names=table.features,
+        test_size=test_size,
+        seed=seed,
+        standardize=standardize,
+        where=table.path,
+        extra={"files": [table.path], "target": table.target},
+    )

@@ -1,0 +1,29 @@
+"""User-facing errors: one clear line naming what is wrong.
+
+Every failure a user can cause (bad data file, bad config key, NaN loss, unwritable path) raises a subclass of
+:class:`DeepRecipesError`. The command line prints ``error: <message>`` and exits with status 2, no traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DeepRecipesError", "ConfigError", "DataError", "TrainingError", "CheckpointError"]
+
+
+class DeepRecipesError(Exception):
+    """Base class for errors whose message is meant for the user, on one line."""
+
+
+class ConfigError(DeepRecipesError, ValueError):
+    """A recipe, ``--set`` override or keyword argument is unknown, mistyped or out of range."""
+
+
+class DataError(DeepRecipesError, ValueError):
+    """A data file is missing, truncated, corrupt or inconsistent."""
+
+
+class TrainingError(DeepRecipesError, RuntimeError):
+    """Training cannot go on (for example the loss became NaN or infinite)."""
+
+
+class CheckpointError(DeepRecipesError, RuntimeError):
+    """A run directory or checkpoint is missing, incomplete or does not match its config."""

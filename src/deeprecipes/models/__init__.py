@@ -1,0 +1,9 @@
+"""Models, one family per module; each registers its builders with ``@register_model``.
+
+Build any of them by name: ``deeprecipes.create_model("lstm-classifier", hidden_size=64)``.
+"""
+
+from . import autoencoder, rnn
+from .base import Classifier, Model
+
+__all__ = ["Model", "Classifier", "autoencoder", "rnn"]

@@ -1,0 +1,53 @@
+"""Recipes: declarative TOML files, one per experiment, found by name (``deeprecipes list``).
+
+Each file opens with its source and published number, then the data, model, optimizer, schedule and training
+settings. ``deeprecipes run NAME --set section.key=value`` and ``deeprecipes.run(NAME, key=value)`` override them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..config import RecipeConfig, load_config, read_toml
+from ..errors import ConfigError
+from ..registry import RECIPES
+
+__all__ = ["recipe_path", "recipe_text", "load_recipe", "recipe_summary"]
+
+
+def recipe_path(name: str | Path) -> Path:
+    """The TOML file of a shipped recipe, or ``name`` itself when it is a path to a .toml file."""
+    p = Path(name)
+    if p.suffix == ".toml":
+        if not p.is_file():
+            raise ConfigError(f"recipe file {p} does not exist")
+        return p
+    return Path(str(RECIPES.get(str(name))))
+
+
+def recipe_text(name: str | Path) -> str:
+    return recipe_path(name).read_text(encoding="utf-8")
+
+
+def load_recipe(name: str | Path, overrides: dict[str, Any] | None = None) -> RecipeConfig:
+    """Read recipe ``name`` and apply dotted-key ``overrides`` (``{"train.epochs": 5}``); checks every key."""
+    path = recipe_path(name)
+    raw = read_toml(path)
+    raw.setdefault("name", path.stem)
+    return load_config(raw, overrides)
+
+
+def recipe_summary(name: str) -> dict[str, Any]:
+    """Name, description, model, dataset and published target, read from the TOML without building anything."""
+    raw = read_toml(recipe_path(name))
+    target = raw.get("target", {})
+    return {
+        "name": name,
+        "description": raw.get("description", ""),
+        "model": raw.get("model", {}).get("name", ""),
+        "data": raw.get("data", {}).get("name", ""),
+        "metric": target.get("metric", ""),
+        "published": target.get("value"),
+        "source": target.get("source", ""),
+    }

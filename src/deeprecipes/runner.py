@@ -1,0 +1,498 @@
+"""Run a recipe end to end: ``run()`` for a new run, ``resume()`` for a killed one, ``evaluate()`` for a saved one.
+
+The order is the one a reader expects (pytorch/examples): config, seeds, device, data, model, optimizer, engine
+with callbacks, fit, final metrics, figures, summary. A run directory holds everything::
+
+    runs/<recipe>/<time>-s<seed>/
+        config.json       resolved recipe (what resume and eval rebuild from)
+        metrics.jsonl     one line of metrics per epoch
+        tb/               TensorBoard event files
+        checkpoints/      safetensors + JSON, see deeprecipes.training.checkpoint
+        figures/          PNG pictures
+        summary.json      final metrics, target, data split, seed, device, wall time, versions
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .config import RecipeConfig, config_from_dict, parse_override
+from .errors import CheckpointError, DeepRecipesError, TrainingError
+from .recipes import load_recipe
+
+__all__ = ["run", "resume", "evaluate", "RunResult", "resolve_device"]
+
+log = logging.getLogger("deeprecipes")
+
+
+@dataclass
+class RunResult:
+    """What a run produced. ``metrics`` are the final ones (full evaluation sets unless ``eval_subset``)."""
+
+    run_dir: Path
+    config: RecipeConfig
+    metrics: dict[str, float]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    model: Any = None
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v:.6g}" for k, v in self.metrics.items() if isinstance(v, float))
+        return f"RunResult({self.config.name!r}, {shown}, run_dir='{self.run_dir}')"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# helpers
+
+
+def resolve_device(name: str) -> Any:
+    """``auto`` -> CUDA when present, else MPS when present, else CPU; anything else is checked."""
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise DeepRecipesError(f"train.device '{name}' is not a device; use auto, cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DeepRecipesError(f"train.device '{name}' asked for CUDA, but torch sees no CUDA device here")
+    return dev
+
+
+def _versions() -> dict[str, str]:
+    import numpy
+    import torch
+
+    from . import __version__
+
+    return {
+        "deeprecipes": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def _device_info(device: Any) -> dict[str, Any]:
+    import torch
+
+    info: dict[str, Any] = {"device": str(device), "threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        info["name"] = torch.cuda.get_device_name(device)
+    else:
+        info["name"] = platform.processor() or platform.machine()
+        info["cpu_count"] = os.cpu_count()
+    return info
+
+
+def _overrides(
+    overrides: Mapping[str, Any] | Sequence[str] | None,
+    *,
+    epochs: int | None,
+    steps: int | None,
+    seed: int | None,
+    device: str | None,
+    threads: int | None,
+    smoke: bool,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if smoke:
+        out.update({"train.epochs": 1, "train.max_steps": 20, "train.eval_subset": 1000})
+    if isinstance(overrides, Mapping):
+        out.update(overrides)
+    elif overrides:
+        out.update(dict(parse_override(o) for o in overrides))
+    for key, value in (
+        ("epochs", epochs),
+        ("max_steps", steps),
+        ("seed", seed),
+        ("device", device),
+        ("threads", threads),
+    ):
+        if value is not None:
+            out[f"train.{key}"] = value
+    return out
+
+
+def _make_run_dir(cfg: RecipeConfig, out: str | Path | None) -> Path:
+    if out is None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_dir = Path("runs") / cfg.name / f"{stamp}-s{cfg.train.seed}"
+        i = 1
+        while run_dir.exists():
+            run_dir = Path("runs") / cfg.name / f"{stamp}-s{cfg.train.seed}-{i}"
+            i += 1
+    else:
+        run_dir = Path(out)
+    if (run_dir / "config.json").exists():
+        raise DeepRecipesError(
+            f"{run_dir} already holds a run; continue it with 'deeprecipes resume {run_dir}' or choose another --out"
+        )
+    try:
+        (run_dir / "figures").mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise DeepRecipesError(f"cannot write the run directory {run_dir}: {e.strerror}") from None
+    return run_dir
+
+
+class _Clock:
+    """Wall time of a run, carried across resumes in the checkpoint."""
+
+    def __init__(self) -> None:
+        self.before = 0.0
+        self.t0 = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return self.before + time.perf_counter() - self.t0
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# building a run
+
+
+def _build(
+    cfg: RecipeConfig,
+    run_dir: Path | None,
+    *,
+    data_dir: str | None,
+    progress: bool | None,
+    extra_callbacks: Sequence[Any] = (),
+) -> dict[str, Any]:
+    """Seeds, device, data, model, optimizer, schedule, callbacks and engine for ``cfg``."""
+    import numpy as np
+    import torch
+
+    from .data import Batches
+    from .registry import DATASETS, create_dataset, create_model
+    from .training.callbacks import Checkpointer, EarlyStopping, MetricsLog, ProgressLogger, TensorBoardLogger
+    from .training.engine import Engine
+    from .training.optim import build_optimizer, build_schedule
+
+    t = cfg.train
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    torch.set_flush_denormal(t.flush_denormal)
+    torch.manual_seed(t.seed)
+    np.random.seed(t.seed)
+    random.seed(t.seed)
+    device = resolve_device(t.device)
+
+    data_args = dict(cfg.data.args)
+    if data_dir is not None and "data_dir" in DATASETS.signature(cfg.data.name).parameters:
+        data_args["data_dir"] = str(data_dir)
+    data = create_dataset(cfg.data.name, **data_args)
+    train = data.train.subset(t.train_subset).to(device)
+    train_batches = Batches(
+        *train.tensors(), batch_size=t.batch_size, shuffle=t.shuffle, drop_last=t.drop_last, seed=t.seed
+    )
+    splits = data.splits()
+    eval_sets = {
+        name: Batches(
+            *splits[name].subset(t.eval_subset).to(device).tensors(), batch_size=t.eval_batch_size, shuffle=False
+        )
+        for name in t.eval_on
+        if name in splits
+    }
+
+    model = create_model(cfg.model.name, **cfg.model.args).to(device)
+    if t.compile:
+        model.compile()
+    optimizer = build_optimizer(cfg.optimizer.name, model.parameters(), cfg.optimizer.lr, **cfg.optimizer.args)
+    steps_per_epoch = max(len(train_batches), 1)
+    total_steps = t.epochs * steps_per_epoch
+    if t.max_steps:
+        total_steps = min(total_steps, t.max_steps)
+    s = cfg.schedule
+    schedule = None
+    if s.name != "constant" or s.warmup_steps:
+        schedule = build_schedule(
+            optimizer,
+            steps_per_epoch=steps_per_epoch,
+            total_steps=total_steps,
+            name=s.name,
+            gamma=s.gamma,
+            every=s.every,
+            staircase=s.staircase,
+            min_factor=s.min_factor,
+            warmup_steps=s.warmup_steps,
+        )
+
+    monitor, mode = cfg.monitor
+    test = splits["test"].subset(10).to(device)
+    callbacks: list[Any] = [ProgressLogger(t.epochs, steps_per_epoch, t.max_steps, live=progress)]
+    callbacks += list(extra_callbacks)
+    if t.early_stopping:
+        callbacks.append(EarlyStopping(monitor, mode, t.early_stopping))
+    if run_dir is not None:
+        callbacks += [
+            MetricsLog(run_dir / "metrics.jsonl"),
+            TensorBoardLogger(run_dir / "tb", sample=test.tensors(), histograms=t.histograms, images=t.images),
+            Checkpointer(
+                run_dir / "checkpoints",
+                monitor=monitor,
+                mode=mode,
+                every_steps=t.checkpoint_every,
+                keep_best=t.keep_best,
+            ),
+        ]
+    engine = Engine(
+        model,
+        optimizers=optimizer,
+        schedules=schedule,
+        callbacks=callbacks,
+        grad_clip=t.grad_clip,
+        l1=t.l1,
+        l2=t.l2,
+        precision=t.precision,
+        max_steps=t.max_steps,
+        log_every=t.log_every,
+    )
+    return {
+        "device": device,
+        "data": data,
+        "model": model,
+        "engine": engine,
+        "train": train_batches,
+        "eval_sets": eval_sets,
+        "sample": test.tensors(),
+    }
+
+
+def _figures(cfg: RecipeConfig, run_dir: Path, model: Any, sample: Any) -> list[str]:
+    import torch
+
+    from .viz import save_curves, save_image_rows, save_tiles
+
+    fig_dir = run_dir / "figures"
+    written = []
+    model.eval()
+    with torch.no_grad():
+        rows = model.image_summaries(sample)
+    if rows:
+        written.append(save_image_rows(rows, fig_dir / "reconstructions.png", title=f"{cfg.name}: test images"))
+    for name, imgs in model.weight_images().items():
+        written.append(save_tiles(imgs, fig_dir / f"{name}.png", title=f"{cfg.name}: learned {name}"))
+    if (run_dir / "metrics.jsonl").exists() and (run_dir / "metrics.jsonl").stat().st_size:
+        written.append(save_curves(run_dir / "metrics.jsonl", fig_dir / "curves.png", title=cfg.name))
+    return [str(p.relative_to(run_dir)) for p in written]
+
+
+def _target(cfg: RecipeConfig, metrics: Mapping[str, float]) -> dict[str, Any]:
+    tg = cfg.target
+    ours = metrics.get(tg.metric)
+    met = None
+    if ours is not None and tg.value is not None:
+        met = ours <= tg.value if tg.mode == "min" else ours >= tg.value
+    return {"metric": tg.metric, "published": tg.value, "ours": ours, "mode": tg.mode, "met": met, "source": tg.source}
+
+
+def _execute(
+    cfg: RecipeConfig,
+    run_dir: Path,
+    *,
+    resume: bool,
+    data_dir: str | None,
+    progress: bool | None,
+    callbacks: Sequence[Any] = (),
+) -> RunResult:
+    from .training.checkpoint import atomic_write_text, load_checkpoint
+
+    clock = _Clock()
+    parts = _build(cfg, run_dir, data_dir=data_dir, progress=progress, extra_callbacks=callbacks)
+    engine, model = parts["engine"], parts["model"]
+    if resume:
+        weights, state, path = load_checkpoint(run_dir / "checkpoints")
+        try:
+            model.load_state_dict(weights)
+        except RuntimeError as e:
+            raise CheckpointError(f"{path}: weights do not fit the model in config.json ({e})") from None
+        try:
+            engine.load_state_dict(state)
+        except (KeyError, ValueError, RuntimeError, TypeError) as e:
+            raise CheckpointError(
+                f"{path}: the saved optimizer/schedule state does not fit the config in config.json "
+                f"(was the optimizer changed?): {e!r}"
+            ) from None
+        clock.before = float(state.get("wall_time", 0.0))
+        log.info("resuming %s at epoch %d, batch %d (step %d)", run_dir, engine.epoch, engine.batch, engine.step_count)
+    # the clock's reading travels in every checkpoint
+    engine_state = engine.state_dict
+    engine.state_dict = lambda: {**engine_state(), "wall_time": clock.elapsed()}  # type: ignore[method-assign]
+
+    try:
+        history = engine.fit(parts["train"], epochs=cfg.train.epochs, eval_sets=parts["eval_sets"])
+    except TrainingError as e:
+        engine._callback("on_fit_end")
+        ckpt = run_dir / "checkpoints"
+        from .training.checkpoint import read_index
+
+        latest = read_index(ckpt).get("latest")
+        where = f"the last good checkpoint is {ckpt / latest}" if latest else "no checkpoint was written"
+        raise TrainingError(f"{e}; {where}") from None
+
+    final = {k: v for k, v in (history[-1] if history else {}).items() if k not in ("epoch", "step", "lr")}
+    figures = _figures(cfg, run_dir, model, parts["sample"])
+    data = parts["data"]
+    summary = {
+        "recipe": cfg.name,
+        "status": "stopped early" if engine.should_stop else "complete",
+        "stop_reason": engine.stop_reason,
+        "metrics": final,
+        "target": _target(cfg, final),
+        "epochs": engine.epoch,
+        "steps": engine.step_count,
+        "seed": cfg.train.seed,
+        "data": {
+            "name": data.name,
+            "split": data.split,
+            "sizes": data.sizes(),
+            "train_used": len(parts["train"].tensors[0]),
+            "eval_subset": cfg.train.eval_subset or None,
+        },
+        "wall_time_s": round(clock.elapsed(), 2),
+        "device": _device_info(parts["device"]),
+        "versions": _versions(),
+        "figures": figures,
+        "config": cfg.to_dict(),
+    }
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
+    return RunResult(run_dir=run_dir, config=cfg, metrics=final, history=history, summary=summary, model=model)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# public API
+
+
+def run(
+    recipe: str | Path,
+    *,
+    epochs: int | None = None,
+    steps: int | None = None,
+    seed: int | None = None,
+    device: str | None = None,
+    threads: int | None = None,
+    out: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    overrides: Mapping[str, Any] | Sequence[str] | None = None,
+    smoke: bool = False,
+    progress: bool | None = None,
+    check: bool = False,
+    callbacks: Sequence[Any] = (),
+) -> RunResult | RecipeConfig:
+    """Run a recipe by name (``deeprecipes list``) or TOML path, with the same defaults as the command line.
+
+    Parameters
+    ----------
+    recipe : str or Path
+    epochs, steps, seed, device, threads : optional
+        Shortcuts for ``train.epochs``, ``train.max_steps``, ``train.seed``, ``train.device``, ``train.threads``.
+    out : path, optional
+        The run directory (default ``runs/<recipe>/<time>-s<seed>``).
+    data_dir : path, optional
+        Where data files are looked for first (else ``$DEEPRECIPES_DATA``).
+    overrides : dict or list of "key=value"
+        Any recipe key, e.g. ``{"optimizer.lr": 0.01}`` or ``["train.batch_size=64"]``.
+    smoke : bool
+        A seconds-long check run: 20 steps, evaluation on 1,000 samples.
+    check : bool
+        Only resolve and check the recipe; return the config.
+    callbacks : sequence of Callback
+        Extra observers of the loop (they run before early stopping and checkpointing).
+
+    Examples
+    --------
+    >>> import deeprecipes
+    >>> result = deeprecipes.run("denoising-autoencoder", epochs=5)
+    >>> result.metrics["test_cost"]
+    """
+    cfg = load_recipe(
+        recipe,
+        _overrides(overrides, epochs=epochs, steps=steps, seed=seed, device=device, threads=threads, smoke=smoke),
+    )
+    if check:
+        from .registry import create_model
+
+        create_model(cfg.model.name, **cfg.model.args)  # builds without data: catches model-level errors too
+        return cfg
+    run_dir = _make_run_dir(cfg, out)
+    from .training.checkpoint import atomic_write_text
+
+    atomic_write_text(run_dir / "config.json", cfg.to_json())
+    log.info("run directory: %s", run_dir)
+    return _execute(
+        cfg,
+        run_dir,
+        resume=False,
+        data_dir=None if data_dir is None else str(data_dir),
+        progress=progress,
+        callbacks=callbacks,
+    )
+
+
+def _read_config(run_dir: Path) -> RecipeConfig:
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        raise CheckpointError(f"{run_dir} is not a run directory (no config.json)")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: unreadable ({e})") from None
+    return config_from_dict(raw)
+
+
+def resume(run_dir: str | Path, *, data_dir: str | Path | None = None, progress: bool | None = None) -> RunResult:
+    """Continue a run from its latest checkpoint; with the same seed on CPU it ends with the same weights as a run
+    that was never interrupted. A run with no checkpoint yet starts over."""
+    run_dir = Path(run_dir)
+    cfg = _read_config(run_dir)
+    from .training.checkpoint import read_index
+
+    has_ckpt = bool(read_index(run_dir / "checkpoints").get("latest"))
+    return _execute(
+        cfg, run_dir, resume=has_ckpt, data_dir=None if data_dir is None else str(data_dir), progress=progress
+    )
+
+
+def evaluate(
+    run_dir: str | Path, *, which: str = "latest", data_dir: str | Path | None = None, splits: Sequence[str] = ()
+) -> dict[str, float]:
+    """Rebuild a saved run's model from its directory and evaluate it on the full evaluation splits."""
+    run_dir = Path(run_dir)
+    cfg = _read_config(run_dir)
+    from .training.checkpoint import load_checkpoint
+
+    weights, _, path = load_checkpoint(run_dir / "checkpoints", which)
+    cfg.train.eval_subset = 0
+    if splits:
+        cfg.train.eval_on = list(splits)
+    parts = _build(cfg, None, data_dir=None if data_dir is None else str(data_dir), progress=False)
+    try:
+        parts["model"].load_state_dict(weights)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit the model in config.json ({e})") from None
+    import torch
+
+    torch.manual_seed(cfg.train.seed)
+    out: dict[str, float] = {}
+    for name, data in parts["eval_sets"].items():
+        out.update({f"{name}_{k}": v for k, v in parts["engine"].evaluate(data).items()})
+    return out

@@ -1,0 +1,261 @@
+"""Callbacks: observers of the training loop (progress, metrics log, TensorBoard, checkpoints, early stopping).
+
+Every hook receives the engine; the epoch logs are one flat dict (``{"epoch": 3, "train_loss": ..., "test_cost":
+...}``) that the console, ``metrics.jsonl`` and TensorBoard all read, so they always agree. A callback stops
+training by setting ``engine.should_stop``; its ``state_dict`` goes into checkpoints so counters survive a resume.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+__all__ = ["Callback", "EarlyStopping", "ProgressLogger", "MetricsLog", "TensorBoardLogger", "Checkpointer"]
+
+log = logging.getLogger("deeprecipes")
+
+
+class Callback:
+    """No-op hooks; override the ones you need."""
+
+    def on_fit_begin(self, engine: Engine) -> None: ...
+
+    def on_epoch_begin(self, engine: Engine) -> None: ...
+
+    def on_train_batch_end(self, engine: Engine, logs: dict[str, Any]) -> None: ...
+
+    def on_epoch_end(self, engine: Engine, logs: dict[str, Any]) -> None: ...
+
+    def on_fit_end(self, engine: Engine) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def _better(value: float, best: float | None, mode: str, min_delta: float = 0.0) -> bool:
+    if best is None or not math.isfinite(best):
+        return math.isfinite(value)
+    return value < best - min_delta if mode == "min" else value > best + min_delta
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved for ``patience`` epochs."""
+
+    def __init__(self, monitor: str, mode: str = "min", patience: int = 5, min_delta: float = 0.0) -> None:
+        self.monitor, self.mode, self.patience, self.min_delta = monitor, mode, patience, min_delta
+        self.best: float | None = None
+        self.wait = 0
+
+    def on_epoch_end(self, engine: Engine, logs: dict[str, Any]) -> None:
+        value = logs.get(self.monitor)
+        if value is None:
+            return
+        if _better(value, self.best, self.mode, self.min_delta):
+            self.best, self.wait = value, 0
+        else:
+            self.wait += 1
+            if self.wait >= self.patience:
+                engine.should_stop = True
+                engine.stop_reason = f"early stopping: {self.monitor} did not improve for {self.patience} epochs"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "wait": self.wait}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.wait = state.get("best"), state.get("wait", 0)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}" if abs(v) < 1e5 else f"{v:.2f}"
+    return str(v)
+
+
+class ProgressLogger(Callback):
+    """A live progress bar (tqdm) on a terminal; one plain log line per epoch otherwise."""
+
+    def __init__(self, epochs: int, steps_per_epoch: int, max_steps: int = 0, live: bool | None = None) -> None:
+        self.epochs, self.steps_per_epoch, self.max_steps = epochs, steps_per_epoch, max_steps
+        self.live = sys.stderr.isatty() if live is None else live
+        self._bar: Any = None
+        self._t0 = 0.0
+
+    def on_epoch_begin(self, engine: Engine) -> None:
+        self._t0 = time.perf_counter()
+        if self.live:
+            from tqdm.auto import tqdm
+
+            total = self.steps_per_epoch
+            if self.max_steps:
+                total = min(total, self.max_steps - engine.step_count + engine.batch)
+            self._bar = tqdm(
+                total=total,
+                initial=engine.batch,
+                desc=f"epoch {engine.epoch + 1}/{self.epochs}",
+                leave=False,
+                dynamic_ncols=True,
+                file=sys.stderr,
+            )
+
+    def on_train_batch_end(self, engine: Engine, logs: dict[str, Any]) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+            if engine.step_count % engine.log_every == 0:
+                self._bar.set_postfix({k: _fmt(v) for k, v in engine.running_logs().items()}, refresh=False)
+
+    def on_epoch_end(self, engine: Engine, logs: dict[str, Any]) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        shown = "  ".join(f"{k} {_fmt(v)}" for k, v in logs.items() if k not in ("epoch", "step"))
+        log.info("epoch %d/%d  %s  (%.1fs)", logs["epoch"] + 1, self.epochs, shown, time.perf_counter() - self._t0)
+
+    def on_fit_end(self, engine: Engine) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class MetricsLog(Callback):
+    """Append every epoch's logs as one JSON line to ``metrics.jsonl``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def on_fit_begin(self, engine: Engine) -> None:
+        # a run killed after writing a line but before its checkpoint would repeat that epoch: drop such lines
+        if self.path.exists():
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+            kept = []
+            for line in lines:
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if rec.get("epoch", 0) < engine.epoch:
+                    kept.append(line)
+            from .checkpoint import atomic_write_text
+
+            atomic_write_text(self.path, "".join(f"{line}\n" for line in kept))
+
+    def on_epoch_end(self, engine: Engine, logs: dict[str, Any]) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(logs) + "\n")
+
+
+class TensorBoardLogger(Callback):
+    """TensorBoard event files: training scalars every ``log_every`` steps, epoch metrics, histograms, images.
+
+    Parameters
+    ----------
+    log_dir : Path
+    sample : tuple of Tensor, optional
+        A fixed batch passed to ``model.image_summaries`` every epoch.
+    histograms, images : bool
+    """
+
+    def __init__(self, log_dir: Path, sample: Any = None, histograms: bool = True, images: bool = True) -> None:
+        self.log_dir, self.sample, self.histograms, self.images = Path(log_dir), sample, histograms, images
+        self.writer: Any = None
+
+    def on_fit_begin(self, engine: Engine) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        # purge_step drops events a killed run wrote after its last checkpoint
+        self.writer = SummaryWriter(str(self.log_dir), purge_step=engine.step_count or None)
+
+    def on_train_batch_end(self, engine: Engine, logs: dict[str, Any]) -> None:
+        if engine.step_count % engine.log_every == 0:
+            for k, v in logs.items():
+                self.writer.add_scalar(f"step/{k}", float(v), engine.step_count)
+            self.writer.add_scalar("step/lr", engine.lr(), engine.step_count)
+
+    def on_epoch_end(self, engine: Engine, logs: dict[str, Any]) -> None:
+        from ..viz import tile
+
+        step = logs["step"]
+        for k, v in logs.items():
+            if k not in ("epoch", "step") and isinstance(v, (int, float)):
+                self.writer.add_scalar(f"epoch/{k}", v, step)
+        model = engine.model
+        if self.histograms:
+            for name, p in model.named_parameters():
+                self.writer.add_histogram(f"weights/{name}", p.detach().float().cpu(), step)
+        if self.images:
+            pictures: dict[str, torch.Tensor] = {}
+            if self.sample is not None:
+                was = model.training
+                model.eval()
+                with torch.no_grad():
+                    pictures.update(model.image_summaries(self.sample))
+                model.train(was)
+            pictures.update(model.weight_images())
+            for name, imgs in pictures.items():
+                self.writer.add_image(f"images/{name}", tile(imgs)[None], step, dataformats="CHW")
+        self.writer.flush()
+
+    def on_fit_end(self, engine: Engine) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+class Checkpointer(Callback):
+    """Save the model and the engine state atomically after every epoch (and every ``every_steps`` steps).
+
+    The best checkpoint by ``monitor`` is kept too. Put this callback last: it stores the others' state.
+    """
+
+    def __init__(
+        self,
+        ckpt_dir: Path,
+        *,
+        monitor: str = "",
+        mode: str = "min",
+        every_steps: int = 0,
+        keep_best: bool = True,
+        state_fn: Callable[[], dict[str, torch.Tensor]] | None = None,
+    ) -> None:
+        self.ckpt_dir = Path(ckpt_dir)
+        self.monitor, self.mode, self.every_steps, self.keep_best = monitor, mode, every_steps, keep_best
+        self.state_fn = state_fn
+        self.best: float | None = None
+        self.last_path: Path | None = None
+
+    def save(self, engine: Engine, best_value: float | None = None) -> Path:
+        from .checkpoint import save_checkpoint
+
+        weights = self.state_fn() if self.state_fn else engine.model.state_dict()
+        name = f"ckpt-e{engine.epoch:04d}-b{engine.batch:06d}-s{engine.step_count:08d}"
+        self.last_path = save_checkpoint(self.ckpt_dir, name, weights, engine.state_dict(), best_value=best_value)
+        return self.last_path
+
+    def on_train_batch_end(self, engine: Engine, logs: dict[str, Any]) -> None:
+        if self.every_steps and engine.step_count % self.every_steps == 0 and not engine.steps_done():
+            engine.check_finite(weights=True)
+            self.save(engine)
+
+    def on_epoch_end(self, engine: Engine, logs: dict[str, Any]) -> None:
+        best_value = None
+        value = logs.get(self.monitor)
+        if self.keep_best and value is not None and _better(value, self.best, self.mode):
+            self.best = best_value = float(value)
+        self.save(engine, best_value)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = state.get("best")

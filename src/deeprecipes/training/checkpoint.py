@@ -1,0 +1,254 @@
+"""Checkpoints that hold only tensors (safetensors) and plain JSON: loading one never executes data.
+
+Layout of ``<run>/checkpoints/``::
+
+    ckpt-e0003-s001287/      one directory per checkpoint
+        model.safetensors    model weights
+        state.safetensors    every other tensor: optimizer moments, RNG states, running sums
+        state.json           the rest as JSON; tensors appear as {"__tensor__": key} references
+    index.json               {"latest": ..., "previous": ..., "best": ..., "best_value": ...}
+
+A checkpoint is written into a temporary directory, fsynced, renamed into place, and only then is ``index.json``
+replaced (write to a temp file, fsync, ``os.replace``). A process killed at any moment leaves the previous index
+pointing at complete checkpoints; the latest and the one before it are kept, so a damaged newest copy falls back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..errors import CheckpointError
+
+__all__ = [
+    "encode",
+    "decode",
+    "atomic_write_text",
+    "save_checkpoint",
+    "load_checkpoint",
+    "read_index",
+    "rng_state",
+    "set_rng_state",
+]
+
+FORMAT = 1
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# nested state <-> (JSON, tensors)
+
+
+def encode(obj: Any, tensors: dict[str, torch.Tensor], prefix: str) -> Any:
+    """Turn nested dicts/lists/tuples of numbers, strings and tensors into JSON, moving tensors to ``tensors``."""
+    if isinstance(obj, torch.Tensor):
+        key = prefix
+        tensors[key] = obj.detach().cpu().contiguous().clone()
+        return {"__tensor__": key}
+    if isinstance(obj, np.ndarray):
+        return {"__ndarray__": encode(torch.from_numpy(obj.copy()), tensors, prefix)}
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) for k in obj):
+            return {k: encode(v, tensors, f"{prefix}.{k}") for k, v in obj.items()}
+        return {
+            "__items__": [
+                [encode(k, tensors, f"{prefix}.k{i}"), encode(v, tensors, f"{prefix}.{i}")]
+                for i, (k, v) in enumerate(obj.items())
+            ]
+        }
+    if isinstance(obj, tuple):
+        return {"__tuple__": [encode(v, tensors, f"{prefix}.{i}") for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [encode(v, tensors, f"{prefix}.{i}") for i, v in enumerate(obj)]
+    if isinstance(obj, (np.integer, np.floating)):
+        return obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot store a {type(obj).__name__} in a checkpoint (at {prefix})")
+
+
+def decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Inverse of :func:`encode`."""
+    if isinstance(obj, dict):
+        if "__tensor__" in obj:
+            try:
+                return tensors[obj["__tensor__"]]
+            except KeyError:
+                raise CheckpointError(f"checkpoint refers to a missing tensor '{obj['__tensor__']}'") from None
+        if "__ndarray__" in obj:
+            return decode(obj["__ndarray__"], tensors).numpy()
+        if "__items__" in obj:
+            return {decode(k, tensors): decode(v, tensors) for k, v in obj["__items__"]}
+        if "__tuple__" in obj:
+            return tuple(decode(v, tensors) for v in obj["__tuple__"])
+        return {k: decode(v, tensors) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [decode(v, tensors) for v in obj]
+    return obj
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# RNG
+
+
+def rng_state() -> dict[str, Any]:
+    """Every global random generator's state (torch CPU and CUDA, numpy, Python)."""
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": list(np.random.get_state()),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(tuple(state["numpy"]))  # type: ignore[arg-type]
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# files
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never a part."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def read_index(ckpt_dir: Path) -> dict[str, Any]:
+    path = Path(ckpt_dir) / "index.json"
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: unreadable checkpoint index ({e})") from None
+
+
+def save_checkpoint(
+    ckpt_dir: Path,
+    name: str,
+    model_state: dict[str, torch.Tensor],
+    state: dict[str, Any],
+    *,
+    best_value: float | None = None,
+) -> Path:
+    """Write checkpoint ``name`` atomically and make it the latest (and the best, when ``best_value`` is given)."""
+    ckpt_dir = Path(ckpt_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    final = ckpt_dir / name
+    tmp = ckpt_dir / f".{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    tensors: dict[str, torch.Tensor] = {}
+    meta = {"format": FORMAT, **encode(state, tensors, "s")}
+    weights = {k: v.detach().cpu().contiguous().clone() for k, v in model_state.items()}
+    save_file(weights, str(tmp / "model.safetensors"))
+    save_file(tensors, str(tmp / "state.safetensors"))
+    (tmp / "state.json").write_text(json.dumps(meta), encoding="utf-8")
+    for f in tmp.iterdir():
+        _fsync_file(f)
+    _fsync_dir(tmp)
+    index = read_index(ckpt_dir)
+    if final.exists():  # left by a run killed after the rename and before the index update
+        if index.get("best") == name:  # never touch what the index points at
+            index.pop("best")
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _fsync_dir(ckpt_dir)
+
+    new_index = dict(index)
+    if index.get("latest") != name:
+        new_index["previous"] = index.get("latest")
+    new_index["latest"] = name
+    if best_value is not None:
+        new_index["best"] = name
+        new_index["best_value"] = best_value
+    atomic_write_text(ckpt_dir / "index.json", json.dumps(new_index, indent=2))
+
+    keep = {new_index.get(k) for k in ("latest", "previous", "best")}
+    for old in ckpt_dir.iterdir():
+        if old.is_dir() and old.name not in keep:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _load_dir(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    try:
+        weights = load_file(str(path / "model.safetensors"))
+        tensors = load_file(str(path / "state.safetensors"))
+        meta = json.loads((path / "state.json").read_text(encoding="utf-8"))
+    except (OSError, SafetensorError, json.JSONDecodeError, ValueError) as e:
+        raise CheckpointError(f"{path}: damaged checkpoint ({e})") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: unknown checkpoint format {meta.get('format')!r}")
+    meta.pop("format")
+    return weights, decode(meta, tensors)
+
+
+def load_checkpoint(ckpt_dir: Path, which: str = "latest") -> tuple[dict[str, torch.Tensor], dict[str, Any], Path]:
+    """Load ``which`` ("latest" or "best") from a checkpoints directory; a damaged latest falls back to previous.
+
+    Returns
+    -------
+    (model_state, state, path)
+    """
+    ckpt_dir = Path(ckpt_dir)
+    index = read_index(ckpt_dir)
+    candidates = [index.get(which)] + ([index.get("previous")] if which == "latest" else [])
+    errors = []
+    for name in candidates:
+        if not name:
+            continue
+        try:
+            weights, state = _load_dir(ckpt_dir / name)
+            return weights, state, ckpt_dir / name
+        except CheckpointError as e:
+            errors.append(str(e))
+    if errors:
+        raise CheckpointError("; ".join(errors))
+    raise CheckpointError(f"{ckpt_dir}: no {which} checkpoint")

@@ -1,0 +1,296 @@
+"""The one training engine every model runs on.
+
+The engine owns the loop (epochs, steps, evaluation, finiteness checks) and the machinery a step needs (autocast,
+backward, L1/L2 penalties, gradient clipping, optimizers and their schedules). Models decide what a step is by
+overriding ``compute_loss`` or ``train_step`` (see :mod:`deeprecipes.models.base`); callbacks observe and may set
+``engine.should_stop``. Its whole loop state goes into checkpoints, so a run resumes at the exact batch.
+
+Minimal use::
+
+    engine = Engine(model, optimizers=torch.optim.SGD(model.parameters(), lr=0.02))
+    engine.fit(Batches(x, batch_size=128), epochs=10, eval_sets={"test": Batches(x_test, batch_size=1000)})
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from ..errors import TrainingError
+from .callbacks import Callback
+from .checkpoint import rng_state, set_rng_state
+
+__all__ = ["Engine", "EpochSource"]
+
+
+class EpochSource(Protocol):
+    """What ``fit`` trains on: anything that yields the batches of epoch ``e`` from batch ``start`` on.
+
+    :class:`deeprecipes.data.Batches` is one; an environment rollout source for reinforcement learning is another.
+    """
+
+    def __len__(self) -> int: ...
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[Any]: ...
+
+
+class Engine:
+    """Train and evaluate a :class:`deeprecipes.models.base.Model`.
+
+    Parameters
+    ----------
+    model : Model
+    optimizers : Optimizer or dict of name -> Optimizer
+        A single optimizer is stored under ``"main"``; GANs pass ``{"g": ..., "d": ...}``.
+    schedules : LRScheduler or dict of name -> LRScheduler, optional
+        Stepped after each step of the optimizer of the same name.
+    callbacks : sequence of Callback
+        Called in order; put checkpointing last so it stores the others' state.
+    grad_clip : float
+        Clip the global gradient norm to this value (0 = off), as ``tf.clip_by_global_norm``.
+    l1, l2 : float
+        Penalties ``l1 * sum|w|`` and ``l2 * sum w**2`` on the weight matrices (parameters with 2+ dimensions).
+    precision : {"fp32", "bf16"}
+        ``bf16`` runs ``compute_loss`` and evaluation under bfloat16 autocast.
+    max_steps : int
+        Stop after this many steps in total (0 = no limit).
+    log_every : int
+        Steps between finiteness checks and progress updates.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        optimizers: torch.optim.Optimizer | Mapping[str, torch.optim.Optimizer] | None = None,
+        schedules: Any = None,
+        callbacks: Sequence[Callback] = (),
+        grad_clip: float = 0.0,
+        l1: float = 0.0,
+        l2: float = 0.0,
+        precision: str = "fp32",
+        max_steps: int = 0,
+        log_every: int = 50,
+    ) -> None:
+        self.model = model
+        self.optimizers = self._named(optimizers)
+        self.schedules = self._named(schedules)
+        self.callbacks = list(callbacks)
+        self.grad_clip = grad_clip
+        self.l1 = l1
+        self.l2 = l2
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+        self.precision = precision
+        self.max_steps = max_steps
+        self.log_every = log_every
+        # loop state (all of it is checkpointed)
+        self.epoch = 0  # index of the epoch in progress
+        self.batch = 0  # batches done in that epoch
+        self.step_count = 0  # train steps done in total
+        self.should_stop = False
+        self.stop_reason = ""
+        self.history: list[dict[str, Any]] = []
+        self._sums: dict[str, torch.Tensor] = {}
+        self._count = 0
+
+    @staticmethod
+    def _named(obj: Any) -> dict[str, Any]:
+        if obj is None:
+            return {}
+        if isinstance(obj, Mapping):
+            return dict(obj)
+        return {"main": obj}
+
+    @property
+    def device(self) -> torch.device:
+        for p in self.model.parameters():
+            return p.device
+        return torch.device("cpu")
+
+    # ------------------------------------------------------------------------------------------------------------
+    # what a train_step calls
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """Context for forward passes: bfloat16 autocast when ``precision == "bf16"``."""
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _params(self, optimizer: str) -> Iterable[torch.Tensor]:
+        for group in self.optimizers[optimizer].param_groups:
+            yield from group["params"]
+
+    def penalty(self, optimizer: str = "main") -> torch.Tensor | None:
+        """L1 + L2 penalty over the weight matrices the optimizer updates, or None when both are 0."""
+        if not (self.l1 or self.l2):
+            return None
+        total = None
+        for p in self._params(optimizer):
+            if p.ndim < 2:
+                continue
+            term = 0.0
+            if self.l1:
+                term = term + self.l1 * p.abs().sum()
+            if self.l2:
+                term = term + self.l2 * p.pow(2).sum()
+            total = term if total is None else total + term
+        return total
+
+    def step(self, loss: torch.Tensor, optimizer: str = "main") -> None:
+        """Backward ``loss`` (plus penalties), clip, and step optimizer ``optimizer`` and its schedule."""
+        opt = self.optimizers[optimizer]
+        opt.zero_grad(set_to_none=True)
+        pen = self.penalty(optimizer)
+        (loss if pen is None else loss + pen).backward()
+        if self.grad_clip:
+            nn.utils.clip_grad_norm_(list(self._params(optimizer)), self.grad_clip)
+        opt.step()
+        sched = self.schedules.get(optimizer)
+        if sched is not None:
+            sched.step()
+
+    def lr(self, optimizer: str = "main") -> float:
+        return float(self.optimizers[optimizer].param_groups[0]["lr"]) if optimizer in self.optimizers else 0.0
+
+    # ------------------------------------------------------------------------------------------------------------
+    # the loop
+
+    def _callback(self, hook: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            getattr(cb, hook)(self, *args)
+
+    def steps_done(self) -> bool:
+        return bool(self.max_steps) and self.step_count >= self.max_steps
+
+    def running_logs(self) -> dict[str, float]:
+        """Means of the logged training scalars over the epoch so far (one sync)."""
+        if not self._count:
+            return {}
+        names = list(self._sums)
+        values = torch.stack([self._sums[n].float() for n in names]).div(self._count).tolist()
+        return dict(zip(names, values))
+
+    def check_finite(self, weights: bool = False) -> dict[str, float]:
+        """Raise TrainingError if a logged training scalar (or, with ``weights``, a parameter) became NaN or
+        infinite; return the running means of the logged scalars."""
+        logs = self.running_logs()
+        bad = [f"train {k} = {v}" for k, v in logs.items() if not math.isfinite(v)]
+        if weights and not bad:
+            bad = [
+                f"weights '{n}' are not finite"
+                for n, p in self.model.named_parameters()
+                if not bool(torch.isfinite(p).all())
+            ]
+        if bad:
+            raise TrainingError(
+                f"{', '.join(bad[:3])} in epoch {self.epoch} (by step {self.step_count}); training stopped, "
+                "try a lower learning rate or gradient clipping"
+            )
+        return logs
+
+    def fit(
+        self,
+        train: EpochSource,
+        *,
+        epochs: int,
+        eval_sets: Mapping[str, EpochSource] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Train until ``epochs`` epochs (or ``max_steps`` steps) are done or a callback stops the run.
+
+        After every epoch the model is evaluated on each of ``eval_sets``; their metrics are logged with the set's
+        name as prefix (``test_accuracy``). Returns the history of epoch logs.
+        """
+        eval_sets = dict(eval_sets or {})
+        self._callback("on_fit_begin")
+        while self.epoch < epochs and not self.should_stop and not self.steps_done():
+            if self.batch == 0:
+                self._sums, self._count = {}, 0
+                self._callback("on_epoch_begin")
+            self.model.train()
+            for batch in train.epoch(self.epoch, start=self.batch):
+                logs = self.model.train_step(batch, self)
+                self.batch += 1
+                self.step_count += 1
+                self._count += 1
+                for k, v in logs.items():
+                    v = v.detach() if isinstance(v, torch.Tensor) else torch.tensor(float(v))
+                    self._sums[k] = self._sums[k] + v if k in self._sums else v.clone()
+                if self.step_count % self.log_every == 0:
+                    self.check_finite()
+                self._callback("on_train_batch_end", logs)
+                if self.should_stop or self.steps_done():
+                    break
+            epoch_logs: dict[str, Any] = {"epoch": self.epoch, "step": self.step_count}
+            epoch_logs.update({f"train_{k}": v for k, v in self.check_finite(weights=True).items()})
+            for name, data in eval_sets.items():
+                epoch_logs.update({f"{name}_{k}": v for k, v in self.evaluate(data).items()})
+            epoch_logs["lr"] = self.lr()
+            self.history.append(epoch_logs)
+            self.epoch += 1
+            self.batch = 0
+            self._callback("on_epoch_end", epoch_logs)
+        self._callback("on_fit_end")
+        return self.history
+
+    @torch.no_grad()
+    def evaluate(self, data: EpochSource) -> dict[str, float]:
+        """Metrics of the model over all of ``data``: means of per-sample values (totals for summed metrics)."""
+        was_training = self.model.training
+        self.model.eval()
+        sums: dict[str, torch.Tensor] = {}
+        n = 0
+        with self.autocast():
+            for batch in data.epoch(0):
+                for k, v in self.model.eval_step(batch).items():
+                    s = v.float().sum()
+                    sums[k] = sums[k] + s if k in sums else s
+                n += len(batch[0])
+        self.model.train(was_training)
+        summed = getattr(self.model, "summed_metrics", frozenset())
+        return {k: (v.item() if k in summed else v.item() / max(n, 1)) for k, v in sums.items()}
+
+    # ------------------------------------------------------------------------------------------------------------
+    # checkpoint state
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything but the weights that an exact resume needs: loop, optimizers, schedules, RNG, callbacks."""
+        return {
+            "loop": {
+                "epoch": self.epoch,
+                "batch": self.batch,
+                "step": self.step_count,
+                "should_stop": self.should_stop,
+                "stop_reason": self.stop_reason,
+                "count": self._count,
+            },
+            "sums": dict(self._sums),
+            "history": self.history,
+            "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
+            "optimizer_types": {k: type(v).__name__ for k, v in self.optimizers.items()},
+            "schedules": {k: v.state_dict() for k, v in self.schedules.items()},
+            "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks},
+            "rng": rng_state(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        loop = state["loop"]
+        self.epoch, self.batch, self.step_count = loop["epoch"], loop["batch"], loop["step"]
+        self.should_stop, self.stop_reason, self._count = loop["should_stop"], loop["stop_reason"], loop["count"]
+        self._sums = {k: v.to(self.device) for k, v in state["sums"].items()}
+        self.history = list(state["history"])
+        for k, opt in self.optimizers.items():
+            saved = state.get("optimizer_types", {}).get(k)
+            if saved != type(opt).__name__:
+                raise ValueError(f"optimizer '{k}' was saved as {saved}, the config builds {type(opt).__name__}")
+            opt.load_state_dict(state["optimizers"][k])
+        for k, sched in self.schedules.items():
+            sched.load_state_dict(state["schedules"][k])
+        for cb in self.callbacks:
+            cb.load_state_dict(state["callbacks"].get(type(cb).__name__, {}))
+        set_rng_state(state["rng"])

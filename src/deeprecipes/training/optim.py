@@ -1,0 +1,156 @@
+"""Optimizers and learning-rate schedules by name: the ones the TensorFlow tutorials used, mapped to torch.
+
+``build_optimizer("rmsprop", params, lr=1e-3, alpha=0.9)`` and ``build_schedule(optimizer, cfg, steps_per_epoch)``.
+Schedules are one multiplicative factor of the global step (a ``LambdaLR`` stepped after every optimizer step), so
+their whole state is an integer and checkpoints hold no code.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+from ..errors import ConfigError
+
+__all__ = ["OPTIMIZERS", "TFRMSprop", "build_optimizer", "check_optimizer_args", "lr_factor", "build_schedule"]
+
+
+class TFRMSprop(torch.optim.Optimizer):
+    """RMSProp as TensorFlow 1 computed it (``tf.train.RMSPropOptimizer``).
+
+    Differences from ``torch.optim.RMSprop``: the mean-square accumulator starts at 1.0, not 0, and epsilon
+    (1e-10) goes inside the square root::
+
+        ms <- decay * ms + (1 - decay) * g**2
+        mom <- momentum * mom + lr * g / sqrt(ms + eps)
+        w <- w - mom
+    """
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor],
+        lr: float = 1e-3,
+        decay: float = 0.9,
+        momentum: float = 0.0,
+        eps: float = 1e-10,
+    ) -> None:
+        super().__init__(params, dict(lr=lr, decay=decay, momentum=momentum, eps=eps))
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["ms"] = torch.ones_like(p)
+                    state["mom"] = torch.zeros_like(p)
+                ms, mom = state["ms"], state["mom"]
+                ms.mul_(group["decay"]).addcmul_(p.grad, p.grad, value=1 - group["decay"])
+                mom.mul_(group["momentum"]).addcdiv_(p.grad, (ms + group["eps"]).sqrt_(), value=group["lr"])
+                p.sub_(mom)
+        return loss
+
+
+# name -> (class, fixed defaults that make the named variant)
+OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]] = {
+    "sgd": (torch.optim.SGD, {}),
+    "momentum": (torch.optim.SGD, {"momentum": 0.9}),
+    "nesterov": (torch.optim.SGD, {"momentum": 0.9, "nesterov": True}),
+    "adagrad": (torch.optim.Adagrad, {}),
+    "adadelta": (torch.optim.Adadelta, {}),
+    "rmsprop": (torch.optim.RMSprop, {}),
+    "rmsprop-tf": (TFRMSprop, {}),
+    "adam": (torch.optim.Adam, {}),
+    "adamw": (torch.optim.AdamW, {}),
+}
+_NOT_USER_ARGS = {"params", "self", "lr", "foreach", "fused", "capturable", "differentiable", "maximize"}
+
+
+def _allowed_args(name: str) -> list[str]:
+    cls, _ = OPTIMIZERS[name]
+    return [p for p in inspect.signature(cls.__init__).parameters if p not in _NOT_USER_ARGS]
+
+
+def check_optimizer_args(name: str, args: dict[str, Any]) -> None:
+    """Raise ConfigError for an unknown optimizer or an argument it does not take."""
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer '{name}'; known: {', '.join(OPTIMIZERS)}")
+    allowed = _allowed_args(name)
+    for key, value in args.items():
+        if key not in allowed:
+            raise ConfigError(f"unknown argument 'optimizer.{key}' for {name}; allowed: lr, {', '.join(allowed)}")
+        if key == "betas":
+            ok = isinstance(value, (list, tuple)) and len(value) == 2
+            if not ok or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in value):
+                raise ConfigError(f"optimizer.betas must be two numbers in [0, 1), got {value!r}")
+        elif key == "nesterov":
+            if not isinstance(value, bool):
+                raise ConfigError(f"optimizer.nesterov must be true or false, got {value!r}")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or not math.isfinite(value):
+            raise ConfigError(f"optimizer.{key} must be a number >= 0, got {value!r}")
+
+
+def build_optimizer(
+    name: str, params: Iterable[torch.Tensor] | Iterable[dict[str, Any]], lr: float, **args: Any
+) -> torch.optim.Optimizer:
+    """Create optimizer ``name`` over ``params``; ``args`` override the variant's defaults."""
+    check_optimizer_args(name, args)
+    cls, defaults = OPTIMIZERS[name]
+    kwargs = {**defaults, **args}
+    if "betas" in kwargs:
+        kwargs["betas"] = tuple(kwargs["betas"])
+    return cls(params, lr=lr, **kwargs)
+
+
+def lr_factor(
+    step: int,
+    *,
+    name: str = "constant",
+    steps_per_epoch: int = 1,
+    total_steps: int = 1,
+    gamma: float = 1.0,
+    every: int = 0,
+    staircase: bool = True,
+    min_factor: float = 0.0,
+    warmup_steps: int = 0,
+) -> float:
+    """Learning-rate multiplier after ``step`` optimizer steps.
+
+    exponential: ``gamma ** (step / period)`` (whole periods when ``staircase``), TF's ``exponential_decay``;
+    step: ``gamma ** (step // period)``; cosine: from 1 down to ``min_factor`` over ``total_steps``;
+    warm-up: a linear ramp over the first ``warmup_steps`` multiplies any of them. ``period`` is ``every`` steps,
+    or one epoch when ``every`` is 0.
+    """
+    period = every or steps_per_epoch
+    if name == "constant":
+        f = 1.0
+    elif name == "exponential":
+        f = gamma ** (step // period if staircase else step / period)
+    elif name == "step":
+        f = gamma ** (step // period)
+    elif name == "cosine":
+        t = min(step, total_steps) / max(total_steps, 1)
+        f = min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * t))
+    else:
+        raise ConfigError(f"unknown schedule '{name}'; known: constant, exponential, step, cosine")
+    if warmup_steps and step < warmup_steps:
+        f *= (step + 1) / warmup_steps
+    return f
+
+
+def build_schedule(
+    optimizer: torch.optim.Optimizer, *, steps_per_epoch: int, total_steps: int, **kwargs: Any
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """A LambdaLR driven by :func:`lr_factor`; call ``.step()`` after each optimizer step."""
+
+    def factor(step: int) -> float:
+        return lr_factor(step, steps_per_epoch=steps_per_epoch, total_steps=total_steps, **kwargs)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -1,0 +1,117 @@
+"""Pictures: image tiles for TensorBoard and PNG figures (reconstruction rows, filters, training curves).
+
+matplotlib is imported only inside the functions that draw, with the non-interactive Agg backend.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+__all__ = ["tile", "save_image_rows", "save_tiles", "save_curves"]
+
+
+def tile(images: torch.Tensor, ncols: int | None = None, pad: int = 1, normalize: bool = True) -> torch.Tensor:
+    """Arrange images (n, H, W) in a grid; returns (rows*(H+pad)+pad, cols*(W+pad)+pad) in [0, 1].
+
+    With ``normalize``, each image is scaled to [0, 1] on its own (filters have arbitrary ranges).
+    """
+    imgs = images.detach().float().cpu()
+    if imgs.ndim == 2:
+        imgs = imgs[None]
+    n, h, w = imgs.shape
+    if normalize:
+        lo = imgs.amin(dim=(1, 2), keepdim=True)
+        hi = imgs.amax(dim=(1, 2), keepdim=True)
+        outside = (lo < 0) | (hi > 1)  # leave images that are already in [0, 1] as they are
+        imgs = torch.where(outside, (imgs - lo) / (hi - lo).clamp_min(1e-12), imgs)
+    ncols = ncols or math.ceil(math.sqrt(n))
+    nrows = math.ceil(n / ncols)
+    grid = torch.ones(nrows * (h + pad) + pad, ncols * (w + pad) + pad)
+    for i in range(n):
+        r, c = divmod(i, ncols)
+        grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = imgs[i]
+    return grid
+
+
+def _savefig(fig: object, path: Path) -> Path:
+    """Save a matplotlib figure atomically (temp file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=100, bbox_inches="tight")  # type: ignore[attr-defined]
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)  # type: ignore[arg-type]
+    return path
+
+
+def _plt():  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_image_rows(rows: Mapping[str, torch.Tensor], path: Path, title: str = "") -> Path:
+    """One labelled row per entry, e.g. clean / corrupted / reconstructed test digits; each (n, H, W) in [0, 1]."""
+    plt = _plt()
+    n = max(len(v) for v in rows.values())
+    fig, axes = plt.subplots(len(rows), 1, figsize=(n * 0.9, len(rows) * 1.1), squeeze=False)
+    for ax, (name, imgs) in zip(axes[:, 0], rows.items()):
+        ax.imshow(tile(imgs, ncols=n, normalize=False).numpy(), cmap="gray", vmin=0, vmax=1)
+        ax.set_ylabel(name, rotation=0, ha="right", va="center")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title)
+    return _savefig(fig, path)
+
+
+def save_tiles(images: torch.Tensor, path: Path, title: str = "", ncols: int | None = None) -> Path:
+    """A grid of images (n, H, W), each scaled to its own range (learned filters)."""
+    plt = _plt()
+    grid = tile(images, ncols=ncols)
+    scale = 8 / max(grid.shape)
+    fig, ax = plt.subplots(figsize=(grid.shape[1] * scale + 0.5, grid.shape[0] * scale + 0.5))
+    ax.imshow(grid.numpy(), cmap="gray")
+    ax.axis("off")
+    if title:
+        ax.set_title(title)
+    return _savefig(fig, path)
+
+
+def save_curves(metrics_path: Path, path: Path, title: str = "") -> Path:
+    """Training curves from a run's ``metrics.jsonl``: one panel per metric kind (loss, cost, accuracy...)."""
+    plt = _plt()
+    records = [json.loads(line) for line in Path(metrics_path).read_text(encoding="utf-8").splitlines() if line]
+    keys = [k for k in records[0] if k not in ("epoch", "step", "lr")] if records else []
+    groups: dict[str, list[str]] = {}
+    for k in keys:
+        groups.setdefault(k.split("_", 1)[-1], []).append(k)
+    fig, axes = plt.subplots(1, max(len(groups), 1), figsize=(4.5 * max(len(groups), 1), 3.5), squeeze=False)
+    epochs = [r["epoch"] + 1 for r in records]
+    for ax, (kind, names) in zip(axes[0], groups.items()):
+        for name in names:
+            values = [r.get(name, float("nan")) for r in records]
+            ax.plot(epochs, values, label=name, marker="." if len(epochs) < 30 else None)
+        ax.set_xlabel("epoch")
+        ax.set_title(kind)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return _savefig(fig, path)

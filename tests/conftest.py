@@ -1,0 +1,51 @@
+"""Test-session settings: never download, a throw-away download cache, and the shared data folder when present.
+
+Set in ``pytest_configure`` (before any test module is imported) and inherited by subprocesses the tests start.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+_saved: dict[str, str | None] = {}
+_tmp: list[str] = []
+
+
+def _set(name: str, value: str) -> None:
+    _saved.setdefault(name, os.environ.get(name))
+    os.environ[name] = value
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    cache = tempfile.mkdtemp(prefix="deeprecipes-test-cache-")
+    _tmp.append(cache)
+    _set("DEEPRECIPES_OFFLINE", "1")
+    _set("DEEPRECIPES_CACHE", cache)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # parallel workers share the two cores: one thread each, or OpenMP threads fight over them
+        import torch
+
+        torch.set_num_threads(1)
+        _set("OMP_NUM_THREADS", "1")
+    if not os.environ.get("DEEPRECIPES_DATA") and SHARED_DATA.is_dir():
+        _set("DEEPRECIPES_DATA", str(SHARED_DATA))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for name, value in _saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    _saved.clear()
+    for path in _tmp:
+        shutil.rmtree(path, ignore_errors=True)
+    _tmp.clear()

@@ -1,0 +1,54 @@
+"""Every registered model: builds, runs forward and backward, and its metrics have one value per sample."""
+
+import pytest
+import torch
+
+from deeprecipes.registry import create_model, list_models
+
+INPUTS = {
+    "tied-denoising-autoencoder": lambda: (torch.rand(8, 784),),
+    "lstm-classifier": lambda: (torch.rand(8, 784), torch.randint(0, 10, (8,))),
+}
+
+
+def test_every_model_has_a_test_input():
+    assert set(list_models()) == set(INPUTS)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_forward_backward_and_eval(name):
+    from deeprecipes.training import Engine
+
+    torch.manual_seed(0)
+    model = create_model(name)
+    batch = INPUTS[name]()
+    loss, logs = model.compute_loss(batch)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+    for v in model.eval_step(batch).values():
+        assert v.shape == (8,)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    logs = model.train_step(batch, Engine(model, optimizers=opt))
+    assert "loss" in logs
+
+
+def test_dae_matches_blog_000_definition():
+    torch.manual_seed(0)
+    m = create_model("tied-denoising-autoencoder")
+    assert m.W.shape == (784, 500) and m.W.abs().max() <= 0.27343437 and m.W.abs().max() > 0.27
+    assert torch.count_nonzero(m.b) == 0 and torch.count_nonzero(m.b_prime) == 0
+    x = torch.rand(4, 784)
+    expected = torch.sigmoid(torch.sigmoid(x @ m.W + m.b) @ m.W.T + m.b_prime)
+    assert torch.allclose(m(x), expected, atol=1e-6)
+    kept = (m.corrupt(torch.ones(200, 784)) == 1).float().mean()
+    assert abs(kept - 0.7) < 0.01  # masking keeps each pixel with probability 0.7
+
+
+def test_lstm_classifier_initialised_like_tensorflow():
+    m = create_model("lstm-classifier", hidden_size=128, readout_std=1.0)
+    b = m.lstm.bias_ih_l0.detach()
+    assert torch.all(b[128:256] == 1.0) and torch.count_nonzero(b[:128]) == 0
+    assert 0.5 < m.readout.weight.std() < 1.5
+    assert m(torch.rand(3, 28, 28)).shape == (3, 10)

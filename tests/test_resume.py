@@ -1,0 +1,121 @@
+"""Resume: a run killed at any moment (kill -9 included) continues to the same final weights as one never stopped."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import deeprecipes
+from deeprecipes.training.callbacks import Callback
+from deeprecipes.training.checkpoint import load_checkpoint, read_index
+
+DAE_SMALL = {"train.train_subset": 2560, "model.n_hidden": 64, "train.eval_subset": 500, "train.threads": 1}
+LSTM_SMALL = {
+    "train.train_subset": 1000,
+    "model.hidden_size": 16,
+    "train.max_steps": 45,
+    "train.epochs": 5,
+    "train.checkpoint_every": 7,
+    "train.eval_subset": 300,
+    "train.threads": 1,
+}
+
+
+def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(Path(run_dir) / "checkpoints")[0]
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+class Crash(Callback):
+    """Stands in for a crash: raises after ``at`` training steps."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def on_train_batch_end(self, engine, logs):
+        if engine.step_count == self.at:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize(
+    "recipe, overrides, crash_at",
+    [
+        ("denoising-autoencoder", {**DAE_SMALL, "train.epochs": 3}, 31),  # between epoch checkpoints
+        ("lstm-mnist", LSTM_SMALL, 23),  # Adam state, reshuffled batches, a checkpoint inside the epoch
+    ],
+)
+def test_interrupted_run_resumes_to_identical_weights(tmp_path, monkeypatch, recipe, overrides, crash_at):
+    whole = deeprecipes.run(recipe, overrides=overrides, out=tmp_path / "whole", progress=False)
+
+    from deeprecipes import runner
+
+    real_build = runner._build
+
+    def build_with_crash(*args, **kwargs):
+        parts = real_build(*args, **kwargs)
+        parts["engine"].callbacks.insert(0, Crash(crash_at))
+        return parts
+
+    monkeypatch.setattr(runner, "_build", build_with_crash)
+    with pytest.raises(KeyboardInterrupt):
+        deeprecipes.run(recipe, overrides=overrides, out=tmp_path / "cut", progress=False)
+    monkeypatch.setattr(runner, "_build", real_build)
+    assert read_index(tmp_path / "cut" / "checkpoints")["latest"]
+    resumed = deeprecipes.resume(tmp_path / "cut", progress=False)
+
+    assert_same_weights(final_weights(tmp_path / "whole"), final_weights(tmp_path / "cut"))
+    assert resumed.metrics == pytest.approx(whole.metrics)
+    lines = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == len(whole.history)  # no epoch logged twice
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "deeprecipes", "-q", *args]
+
+
+def test_kill_9_then_resume_from_the_command_line(tmp_path):
+    sets = [f"--set={k}={v}" for k, v in DAE_SMALL.items()] + ["--epochs", "4"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    subprocess.run(
+        _cli("run", "denoising-autoencoder", "--out", str(tmp_path / "whole"), *sets),
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    proc = subprocess.Popen(
+        _cli("run", "denoising-autoencoder", "--out", str(tmp_path / "cut"), *sets),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    index = tmp_path / "cut" / "checkpoints" / "index.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and not index.exists():
+        time.sleep(0.01)
+    time.sleep(0.3)  # somewhere inside a later epoch, or in the middle of writing a checkpoint
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = subprocess.run(_cli("resume", str(tmp_path / "cut")), env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert_same_weights(final_weights(tmp_path / "whole"), final_weights(tmp_path / "cut"))
+    assert not list((tmp_path / "cut" / "checkpoints").glob(".*.tmp"))
+
+
+def test_resume_of_a_finished_run_changes_nothing(tmp_path):
+    deeprecipes.run("denoising-autoencoder", overrides={**DAE_SMALL, "train.epochs": 1}, out=tmp_path, progress=False)
+    before = load_file(
+        str(tmp_path / "checkpoints" / read_index(tmp_path / "checkpoints")["latest"] / "model.safetensors")
+    )
+    deeprecipes.resume(tmp_path, progress=False)
+    assert_same_weights(before, final_weights(tmp_path))
