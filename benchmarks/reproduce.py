@@ -50,12 +50,20 @@ def main() -> None:
             else:
                 r = deeprecipes.run(name, seed=seed, out=out, threads=args.threads, progress=False)
                 summary, history = r.summary, r.history
-            rows.append({"seed": seed, "metrics": summary["metrics"], "wall_time_s": summary["wall_time_s"],
-                         "history": history})
-            print(f"{name} seed {seed}: {cfg.target.metric} = {summary['metrics'][cfg.target.metric]:.6g} "
-                  f"({summary['wall_time_s']:.0f}s)", flush=True)
-        results[name] = {"target": cfg.target.metric, "published": cfg.target.value, "source": cfg.target.source,
-                         "runs": rows}
+            rows.append(
+                {"seed": seed, "metrics": summary["metrics"], "wall_time_s": summary["wall_time_s"], "history": history}
+            )
+            print(
+                f"{name} seed {seed}: {cfg.target.metric} = {summary['metrics'][cfg.target.metric]:.6g} "
+                f"({summary['wall_time_s']:.0f}s)",
+                flush=True,
+            )
+        results[name] = {
+            "target": cfg.target.metric,
+            "published": cfg.target.value,
+            "source": cfg.target.source,
+            "runs": rows,
+        }
     print("\n| recipe | published (source) | ours: mean ± std over seeds | wall time / run |")
     print("|---|---|---|---|")
     for name, res in results.items():

@@ -14,6 +14,7 @@ with callbacks, fit, final metrics, figures, summary. A run directory holds ever
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -225,15 +226,7 @@ def _build(
     schedule = None
     if s.name != "constant" or s.warmup_steps:
         schedule = build_schedule(
-            optimizer,
-            steps_per_epoch=steps_per_epoch,
-            total_steps=total_steps,
-            name=s.name,
-            gamma=s.gamma,
-            every=s.every,
-            staircase=s.staircase,
-            min_factor=s.min_factor,
-            warmup_steps=s.warmup_steps,
+            optimizer, steps_per_epoch=steps_per_epoch, total_steps=total_steps, **dataclasses.asdict(s)
         )
 
     monitor, mode = cfg.monitor

@@ -113,5 +113,5 @@ def save_curves(metrics_path: Path, path: Path, title: str = "") -> Path:
         ax.legend()
         ax.grid(alpha=0.3)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, y=1.04)
     return _savefig(fig, path)
