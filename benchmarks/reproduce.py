@@ -26,6 +26,15 @@ CURVES = {
 }
 
 
+# other final metrics worth a row: recipe -> metrics
+ALSO = {
+    "autoencoder": ("test_activation",),
+    "sparse-autoencoder": ("test_activation",),
+    "deep-autoencoder": ("test_pca_sse",),
+    "sda-mnist": ("val_error",),
+}
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
@@ -69,7 +78,11 @@ def main() -> None:
     for name, res in results.items():
         m, s = mean_std([r["metrics"][res["target"]] for r in res["runs"]])
         t = statistics.fmean(r["wall_time_s"] for r in res["runs"])
-        print(f"| `{name}` | {res['target']} {res['published']:g} ({res['source']}) | {m:.6g} ± {s:.2g} | {t:.0f} s |")
+        published = "no number" if res["published"] is None else f"{res['published']:g}"
+        print(f"| `{name}` | {res['target']} {published} ({res['source']}) | {m:.6g} ± {s:.2g} | {t:.0f} s |")
+        for metric in ALSO.get(name, ()):
+            m, s = mean_std([r["metrics"][metric] for r in res["runs"]])
+            print(f"|   | | {metric} {m:.6g} ± {s:.2g} | |")
         if name in CURVES:
             metric, epochs = CURVES[name]
             for e in epochs:

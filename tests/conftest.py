@@ -49,3 +49,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     for path in _tmp:
         shutil.rmtree(path, ignore_errors=True)
     _tmp.clear()
+
+
+@pytest.fixture(scope="session")
+def mnist_small():
+    """The first 1,000 MNIST training images as a (1000, 784) float tensor in [0, 1]."""
+    from deeprecipes.registry import create_dataset
+
+    return create_dataset("mnist", split="theano").train.x[:1000]

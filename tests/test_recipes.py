@@ -11,22 +11,36 @@ from deeprecipes.training import Engine
 
 # a few hundred steps each: seconds on two cores
 SHORT = {"train.epochs": 2, "train.max_steps": 200, "train.eval_subset": 2000}
-MORE_STEPS = {"lstm-mnist-28": {"train.max_steps": 600}}  # TF's RMSProp starts slowly (accumulator at 1)
-LOSS = {"tied-denoising-autoencoder": "test_cost", "lstm-classifier": "test_loss"}
+MORE_STEPS = {
+    "lstm-mnist-28": {"train.max_steps": 600},  # TF's RMSProp starts slowly (accumulator at 1)
+    "conv-denoising-autoencoder": {"train.max_steps": 60},  # slow steps; 60 halve the loss
+    # layer-wise pretraining: one epoch per layer on 10,000 images
+    **{
+        name: {"pretrain.epochs": 1, "pretrain.layers": [], "train.train_subset": 10000}
+        for name in ("sda-mnist", "sda-mnist-blog004", "stacked-autoencoder", "deep-autoencoder")
+    },
+}
+LOSS = {
+    "tied-denoising-autoencoder": "test_cost",
+    "lstm-classifier": "test_loss",
+    "stacked-denoising-classifier": "test_loss",
+    "conv-denoising-autoencoder": "test_bce",
+    "contractive-autoencoder": "test_bce",
+}  # the rest: test_mse
 
 
 def untrained_metric(recipe: str, metric: str) -> float:
     cfg = load_recipe(recipe, {**SHORT, **MORE_STEPS.get(recipe, {})})
     torch.manual_seed(cfg.train.seed)
     model = create_model(cfg.model.name, **cfg.model.args)
-    test = create_dataset(cfg.data.name, **cfg.data.args).test.subset(2000)
+    test = model.prepare_data(create_dataset(cfg.data.name, **cfg.data.args)).test.subset(2000)
     return Engine(model).evaluate(Batches(*test.tensors(), batch_size=1000, shuffle=False))[metric.split("_", 1)[1]]
 
 
 @pytest.mark.parametrize("recipe", list_recipes())
 def test_recipe_learns_on_real_data(recipe, tmp_path):
     cfg = load_recipe(recipe)
-    metric = LOSS[cfg.model.name]
+    metric = LOSS.get(cfg.model.name, "test_mse")
     start = untrained_metric(recipe, metric)
     result = deeprecipes.run(recipe, overrides={**SHORT, **MORE_STEPS.get(recipe, {})}, out=tmp_path, progress=False)
     end = result.metrics[metric]

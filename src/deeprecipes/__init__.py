@@ -21,6 +21,8 @@ _LAZY = {
     "run": "deeprecipes.runner",
     "resume": "deeprecipes.runner",
     "evaluate": "deeprecipes.runner",
+    "figures": "deeprecipes.runner",
+    "pretrain": "deeprecipes.training.layerwise",
     "RunResult": "deeprecipes.runner",
     "create_model": "deeprecipes.registry",
     "create_dataset": "deeprecipes.registry",

@@ -61,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--split", action="append", default=[], help="split to evaluate (repeatable; default: the run's)")
     s.add_argument("--data-dir")
 
+    s = sub.add_parser("figures", help="draw a saved run's pictures (reconstructions, filters, curves, 2-D codes)")
+    s.add_argument("run_dir")
+    s.add_argument("--best", action="store_true", help="use the best checkpoint instead of the latest")
+    s.add_argument("--out", help="where to write the PNGs (default RUN_DIR/figures)")
+    s.add_argument("--data-dir")
+
     s = sub.add_parser("resume", help="continue a run that was stopped or killed")
     s.add_argument("run_dir")
     s.add_argument("--data-dir")
@@ -132,6 +138,13 @@ def _dispatch(args: argparse.Namespace) -> None:
         from .runner import resume
 
         _print_result(resume(args.run_dir, data_dir=args.data_dir, progress=None if not args.quiet else False))
+    elif args.command == "figures":
+        from .runner import figures
+
+        for path in figures(
+            args.run_dir, which="best" if args.best else "latest", out=args.out, data_dir=args.data_dir
+        ):
+            print(path)
     elif args.command == "eval":
         from .runner import evaluate
 
@@ -148,6 +161,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _dispatch(args)
     except DeepRecipesError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # unwritable or vanished paths
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         hint = f"; continue with: deeprecipes resume {args.run_dir}" if getattr(args, "run_dir", None) else ""

@@ -213,6 +213,25 @@ class ScheduleConfig:
 
 
 @dataclass
+class PretrainConfig:
+    """Greedy layer-wise pretraining before training (models built on a layer stack); per-layer keys in `layers`."""
+
+    epochs: int = _f(0, "epochs per layer (0 = no pretraining)", min=0)
+    optimizer: str = _f(
+        "sgd",
+        "optimizer for every layer",
+        choices=("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "rmsprop-tf", "adam", "adamw"),
+    )
+    lr: float = _f(0.001, "learning rate", min=0.0)
+    batch_size: int = _f(20, "batch size", min=1)
+    shuffle: bool = _f(True, "reshuffle every epoch")
+    optimizer_args: dict[str, Any] = _f({}, "other optimizer arguments (momentum, betas, ...)")
+    schedule: str = _f("constant", "learning-rate schedule per layer", choices=("constant", "cosine"))
+    precision: str = _f("fp32", "fp32, or bf16 autocast", choices=("fp32", "bf16"))
+    layers: list[dict[str, Any]] = _f([], "per-layer overrides, e.g. [{lr = 0.01}, {}, {epochs = 5}]")
+
+
+@dataclass
 class TrainConfig:
     """The training loop."""
 
@@ -251,6 +270,7 @@ SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "optimizer": OptimizerConfig,
     "schedule": ScheduleConfig,
+    "pretrain": PretrainConfig,
     "train": TrainConfig,
 }
 TOP_KEYS = ("name", "description")
@@ -269,6 +289,7 @@ class RecipeConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -345,6 +366,11 @@ def _check_builders(cfg: RecipeConfig) -> None:
         bind_arguments(MODELS.get(cfg.model.name), cfg.model.args, where=f"model '{cfg.model.name}'")
     bind_arguments(DATASETS.get(cfg.data.name), cfg.data.args, where=f"dataset '{cfg.data.name}'")
     check_optimizer_args(cfg.optimizer.name, cfg.optimizer.args)
+    if cfg.pretrain.epochs or cfg.pretrain.layers:
+        from .training.layerwise import pretrain_plan
+
+        for s in pretrain_plan(cfg.pretrain, len(cfg.pretrain.layers)):
+            check_optimizer_args(s.optimizer, s.optimizer_args)
 
 
 def parse_override(item: str) -> tuple[str, Any]:

@@ -31,7 +31,7 @@ from .config import RecipeConfig, config_from_dict, parse_override
 from .errors import CheckpointError, DeepRecipesError, TrainingError
 from .recipes import load_recipe
 
-__all__ = ["run", "resume", "evaluate", "RunResult", "resolve_device"]
+__all__ = ["run", "resume", "evaluate", "figures", "RunResult", "resolve_device"]
 
 log = logging.getLogger("deeprecipes")
 
@@ -201,7 +201,10 @@ def _build(
     if data_dir is not None and "data_dir" in DATASETS.signature(cfg.data.name).parameters:
         data_args["data_dir"] = str(data_dir)
     data = create_dataset(cfg.data.name, **data_args)
+    model = create_model(cfg.model.name, **cfg.model.args).to(device)
+    data = model.prepare_data(data)
     train = data.train.subset(t.train_subset).to(device)
+    model.check_data(train.x)
     train_batches = Batches(
         *train.tensors(), batch_size=t.batch_size, shuffle=t.shuffle, drop_last=t.drop_last, seed=t.seed
     )
@@ -214,10 +217,10 @@ def _build(
         if name in splits
     }
 
-    model = create_model(cfg.model.name, **cfg.model.args).to(device)
     if t.compile:
         model.compile()
-    optimizer = build_optimizer(cfg.optimizer.name, model.parameters(), cfg.optimizer.lr, **cfg.optimizer.args)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = build_optimizer(cfg.optimizer.name, params, cfg.optimizer.lr, **cfg.optimizer.args)
     steps_per_epoch = max(len(train_batches), 1)
     total_steps = t.epochs * steps_per_epoch
     if t.max_steps:
@@ -265,17 +268,96 @@ def _build(
         "model": model,
         "engine": engine,
         "train": train_batches,
+        "train_x": _clean(train),
+        "val_x": None if data.val is None else _clean(data.val.subset(t.eval_subset).to(device)),
         "eval_sets": eval_sets,
         "sample": test.tensors(),
     }
 
 
-def _figures(cfg: RecipeConfig, run_dir: Path, model: Any, sample: Any) -> list[str]:
+def _clean(part: Any) -> Any:
+    """The uncorrupted inputs of a split (noise drawn once keeps them in ``clean``)."""
+    return part.x if part.clean is None else part.clean
+
+
+def _pretrain(
+    cfg: RecipeConfig, run_dir: Path, parts: dict[str, Any], *, resume: bool, progress: bool | None, clock: _Clock
+) -> list[dict[str, Any]]:
+    """Greedy layer-wise pretraining (``[pretrain]``) into ``run_dir/pretrain/layer-<k>/``; per-layer summaries."""
     import torch
 
-    from .viz import save_curves, save_image_rows, save_tiles
+    from .training.callbacks import ProgressLogger, TensorBoardLogger
+    from .training.checkpoint import load_checkpoint, read_index
+    from .training.layerwise import LayerSettings, _check_model, pretrain, pretrain_plan
 
-    fig_dir = run_dir / "figures"
+    p, t, model = cfg.pretrain, cfg.train, parts["model"]
+    if not (p.epochs or p.layers):
+        return []
+    plan = pretrain_plan(p, len(_check_model(model)))
+    directory = run_dir / "pretrain"
+    if resume and read_index(run_dir / "checkpoints").get("latest"):
+        return []  # fine-tuning had begun: its checkpoint holds every weight
+    if resume:  # the wall clock carries on from the latest layer checkpoint
+        for k in reversed(range(len(plan))):
+            if read_index(directory / f"layer-{k + 1}" / "checkpoints").get("latest"):
+                clock.before = float(
+                    load_checkpoint(directory / f"layer-{k + 1}" / "checkpoints")[1].get("wall_time", 0)
+                )
+                break
+    n_train = len(parts["train_x"])
+
+    def callbacks(k: int, block: Any) -> list[Any]:
+        s = plan[k]
+        steps = -(-n_train // s.batch_size)
+        log.info(
+            "pretraining layer %d/%d: %d epochs, %s lr %g, batch %d",
+            k + 1,
+            len(plan),
+            s.epochs,
+            s.optimizer,
+            s.lr,
+            s.batch_size,
+        )
+        return [
+            ProgressLogger(s.epochs, steps, live=progress),
+            TensorBoardLogger(
+                run_dir / "tb" / f"pretrain-layer-{k + 1}",
+                sample=parts["sample"] if k == 0 else None,
+                histograms=t.histograms,
+                images=t.images,
+            ),
+        ]
+
+    def with_clock(engine: Any) -> None:
+        state = engine.state_dict
+        engine.state_dict = lambda: {**state(), "wall_time": clock.elapsed()}
+
+    histories = pretrain(
+        model,
+        parts["train_x"],
+        val=parts["val_x"],
+        layers=p.layers,
+        seed=t.seed,
+        directory=directory,
+        resume=resume,
+        callbacks=callbacks,
+        engine_hook=with_clock,
+        **{f.name: getattr(p, f.name) for f in dataclasses.fields(LayerSettings)},
+    )
+    torch.manual_seed(t.seed + 7919)  # fine-tuning starts from the same RNG state however pretraining went
+    return [{"layer": k + 1, **(h[-1] if h else {})} for k, h in enumerate(histories)]
+
+
+def _figures(
+    cfg: RecipeConfig, run_dir: Path, model: Any, sample: Any, data: Any = None, out: Path | None = None
+) -> list[str]:
+    """Reconstructions, learned filters, training curves (per pretrained layer too) and, for a 2-unit code, the test
+    set in code space coloured by label; PNGs in ``out`` (default ``run_dir/figures``)."""
+    import torch
+
+    from .viz import save_code_scatter, save_curves, save_image_rows, save_tiles
+
+    fig_dir = out or run_dir / "figures"
     written = []
     model.eval()
     with torch.no_grad():
@@ -284,9 +366,26 @@ def _figures(cfg: RecipeConfig, run_dir: Path, model: Any, sample: Any) -> list[
         written.append(save_image_rows(rows, fig_dir / "reconstructions.png", title=f"{cfg.name}: test images"))
     for name, imgs in model.weight_images().items():
         written.append(save_tiles(imgs, fig_dir / f"{name}.png", title=f"{cfg.name}: learned {name}"))
-    if (run_dir / "metrics.jsonl").exists() and (run_dir / "metrics.jsonl").stat().st_size:
-        written.append(save_curves(run_dir / "metrics.jsonl", fig_dir / "curves.png", title=cfg.name))
-    return [str(p.relative_to(run_dir)) for p in written]
+    logs = [("curves", run_dir / "metrics.jsonl", cfg.name)]
+    logs += [
+        (f"curves-pretrain-{p.name}", p / "metrics.jsonl", f"{cfg.name}: pretraining {p.name}")
+        for p in sorted((run_dir / "pretrain").glob("layer-*"))
+    ]
+    for name, path, title in logs:
+        if path.exists() and path.stat().st_size:
+            written.append(save_curves(path, fig_dir / f"{name}.png", title=title))
+    encode = getattr(model, "encode", None)
+    if data is not None and callable(encode):
+        test = data.test
+        device = next(model.parameters()).device
+        with torch.no_grad():
+            probe = encode(test.x[:2].to(device))
+            if probe.ndim == 2 and probe.shape[1] == 2:
+                codes = torch.cat([encode(test.x[i : i + 2000].to(device)).float() for i in range(0, len(test), 2000)])
+                written.append(
+                    save_code_scatter(codes, test.y, fig_dir / "codes.png", title=f"{cfg.name}: test set, 2-unit code")
+                )
+    return [str(p.relative_to(run_dir)) if p.is_relative_to(run_dir) else str(p) for p in written]
 
 
 def _target(cfg: RecipeConfig, metrics: Mapping[str, float]) -> dict[str, Any]:
@@ -307,12 +406,13 @@ def _execute(
     progress: bool | None,
     callbacks: Sequence[Any] = (),
 ) -> RunResult:
-    from .training.checkpoint import atomic_write_text, load_checkpoint
+    from .training.checkpoint import atomic_write_text, load_checkpoint, read_index
 
     clock = _Clock()
     parts = _build(cfg, run_dir, data_dir=data_dir, progress=progress, extra_callbacks=callbacks)
     engine, model = parts["engine"], parts["model"]
-    if resume:
+    pretrained = _pretrain(cfg, run_dir, parts, resume=resume, progress=progress, clock=clock)
+    if resume and read_index(run_dir / "checkpoints").get("latest"):
         weights, state, path = load_checkpoint(run_dir / "checkpoints")
         try:
             model.load_state_dict(weights)
@@ -336,14 +436,13 @@ def _execute(
     except TrainingError as e:
         engine._callback("on_fit_end")
         ckpt = run_dir / "checkpoints"
-        from .training.checkpoint import read_index
-
         latest = read_index(ckpt).get("latest")
         where = f"the last good checkpoint is {ckpt / latest}" if latest else "no checkpoint was written"
         raise TrainingError(f"{e}; {where}") from None
 
     final = {k: v for k, v in (history[-1] if history else {}).items() if k not in ("epoch", "step", "lr")}
-    figures = _figures(cfg, run_dir, model, parts["sample"])
+    final.update(model.reference_metrics(parts["data"]))
+    figures = _figures(cfg, run_dir, model, parts["sample"], parts["data"])
     data = parts["data"]
     summary = {
         "recipe": cfg.name,
@@ -351,6 +450,7 @@ def _execute(
         "stop_reason": engine.stop_reason,
         "metrics": final,
         "target": _target(cfg, final),
+        "pretrain": pretrained,
         "epochs": engine.epoch,
         "steps": engine.step_count,
         "seed": cfg.train.seed,
@@ -457,31 +557,47 @@ def resume(run_dir: str | Path, *, data_dir: str | Path | None = None, progress:
     that was never interrupted. A run with no checkpoint yet starts over."""
     run_dir = Path(run_dir)
     cfg = _read_config(run_dir)
-    from .training.checkpoint import read_index
+    return _execute(cfg, run_dir, resume=True, data_dir=None if data_dir is None else str(data_dir), progress=progress)
 
-    has_ckpt = bool(read_index(run_dir / "checkpoints").get("latest"))
-    return _execute(
-        cfg, run_dir, resume=has_ckpt, data_dir=None if data_dir is None else str(data_dir), progress=progress
-    )
+
+def figures(
+    run_dir: str | Path, *, which: str = "latest", out: str | Path | None = None, data_dir: str | Path | None = None
+) -> list[str]:
+    """Draw a saved run's pictures again from its checkpoint: reconstructions (clean / corrupted / reconstructed),
+    first-layer filters, training curves and, for a 2-unit code, the test set in code space. Returns the files."""
+    run_dir = Path(run_dir)
+    cfg, parts = _rebuild(run_dir, which, data_dir)
+    import torch
+
+    torch.manual_seed(cfg.train.seed)
+    return _figures(cfg, run_dir, parts["model"], parts["sample"], parts["data"], None if out is None else Path(out))
+
+
+def _rebuild(
+    run_dir: Path, which: str, data_dir: str | Path | None, eval_on: Sequence[str] = ()
+) -> tuple[RecipeConfig, dict[str, Any]]:
+    """Config, data and model of a saved run, with the weights of checkpoint ``which``, evaluating on the full
+    ``eval_on`` splits (default: the run's own)."""
+    cfg = _read_config(run_dir)
+    from .training.checkpoint import load_checkpoint
+
+    weights, _, path = load_checkpoint(run_dir / "checkpoints", which)
+    cfg.train.eval_subset = 0
+    if eval_on:
+        cfg.train.eval_on = list(eval_on)
+    parts = _build(cfg, None, data_dir=None if data_dir is None else str(data_dir), progress=False)
+    try:
+        parts["model"].load_state_dict(weights)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit the model in config.json ({e})") from None
+    return cfg, parts
 
 
 def evaluate(
     run_dir: str | Path, *, which: str = "latest", data_dir: str | Path | None = None, splits: Sequence[str] = ()
 ) -> dict[str, float]:
     """Rebuild a saved run's model from its directory and evaluate it on the full evaluation splits."""
-    run_dir = Path(run_dir)
-    cfg = _read_config(run_dir)
-    from .training.checkpoint import load_checkpoint
-
-    weights, _, path = load_checkpoint(run_dir / "checkpoints", which)
-    cfg.train.eval_subset = 0
-    if splits:
-        cfg.train.eval_on = list(splits)
-    parts = _build(cfg, None, data_dir=None if data_dir is None else str(data_dir), progress=False)
-    try:
-        parts["model"].load_state_dict(weights)
-    except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not fit the model in config.json ({e})") from None
+    cfg, parts = _rebuild(Path(run_dir), which, data_dir, eval_on=splits)
     import torch
 
     torch.manual_seed(cfg.train.seed)

@@ -20,10 +20,14 @@ class ArrayData:
         Features, float32 (images scaled to [0, 1]).
     y : Tensor, shape (n,) or (n, k), or None
         Targets: int64 class labels, or float32 regression targets.
+    clean : Tensor, shape like x, or None
+        The uncorrupted features when ``x`` holds a noisy copy drawn once (denoising autoencoders); it comes last
+        in ``tensors()``.
     """
 
     x: torch.Tensor
     y: torch.Tensor | None = None
+    clean: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.y is not None and len(self.y) != len(self.x):
@@ -33,16 +37,19 @@ class ArrayData:
         return len(self.x)
 
     def tensors(self) -> tuple[torch.Tensor, ...]:
-        return (self.x,) if self.y is None else (self.x, self.y)
+        return tuple(t for t in (self.x, self.y, self.clean) if t is not None)
+
+    def _map(self, fn: Any) -> ArrayData:
+        return ArrayData(*(None if t is None else fn(t) for t in (self.x, self.y, self.clean)))
 
     def to(self, device: torch.device | str) -> ArrayData:
-        return ArrayData(self.x.to(device), None if self.y is None else self.y.to(device))
+        return self._map(lambda t: t.to(device))
 
     def subset(self, n: int) -> ArrayData:
         """The first ``n`` rows (all of them when ``n`` is 0 or larger than the set)."""
         if n <= 0 or n >= len(self):
             return self
-        return ArrayData(self.x[:n], None if self.y is None else self.y[:n])
+        return self._map(lambda t: t[:n])
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Build any of them by name: ``deeprecipes.create_model("lstm-classifier", hidden_size=64)``.
 """
 
-from . import autoencoder, rnn
+from . import autoencoder, conv_autoencoder, rnn, stacked
 from .base import Classifier, Model
 
-__all__ = ["Model", "Classifier", "autoencoder", "rnn"]
+__all__ = ["Model", "Classifier", "autoencoder", "conv_autoencoder", "rnn", "stacked"]

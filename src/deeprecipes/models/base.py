@@ -13,7 +13,7 @@ fits:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
@@ -46,6 +46,20 @@ class Model(nn.Module):
     def eval_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Per-sample metrics, each a tensor of shape (batch,)."""
         raise NotImplementedError(f"{type(self).__name__} must define eval_step")
+
+    def check_data(self, x: torch.Tensor) -> None:
+        """Called once on the training inputs before training: raise ConfigError when they do not fit the model
+        (wrong shape, values outside [0, 1] for a cross-entropy loss)."""
+
+    def prepare_data(self, data: Any) -> Any:
+        """Called once on the loaded DataSplits (after seeding): return them, changed if the model needs it (noise
+        drawn once for the whole set)."""
+        return data
+
+    def reference_metrics(self, data: Any) -> dict[str, float]:
+        """Baselines computed on the same data at the end of a run (e.g. PCA beside a deep autoencoder); they join
+        the final metrics. Empty by default."""
+        return {}
 
     def image_summaries(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Images worth looking at for this batch: name -> tensor (n, H, W) in [0, 1]. Empty when none."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["tile", "save_image_rows", "save_tiles", "save_curves"]
+__all__ = ["tile", "save_image_rows", "save_tiles", "save_curves", "save_code_scatter"]
 
 
 def tile(images: torch.Tensor, ncols: int | None = None, pad: int = 1, normalize: bool = True) -> torch.Tensor:
@@ -114,4 +114,27 @@ def save_curves(metrics_path: Path, path: Path, title: str = "") -> Path:
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title, y=1.04)
+    return _savefig(fig, path)
+
+
+def save_code_scatter(codes: torch.Tensor, labels: torch.Tensor | None, path: Path, title: str = "") -> Path:
+    """A 2-unit code (n, 2) as a scatter plot, one colour per label (Hinton & Salakhutdinov's figure 3)."""
+    plt = _plt()
+    codes = codes.detach().float().cpu()
+    if codes.ndim != 2 or codes.shape[1] != 2:
+        raise ValueError(f"a code scatter needs codes of shape (n, 2), got {tuple(codes.shape)}")
+    fig, ax = plt.subplots(figsize=(6.5, 6))
+    if labels is None:
+        ax.scatter(codes[:, 0], codes[:, 1], s=2, alpha=0.5)
+    else:
+        labels = labels.detach().cpu()
+        cmap = plt.get_cmap("tab10")
+        for i, c in enumerate(torch.unique(labels).tolist()):
+            pts = codes[labels == c]
+            ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.6, color=cmap(i % 10), label=str(c))
+        ax.legend(markerscale=6, fontsize=8, loc="best", title="label")
+    ax.set_xlabel("code unit 1")
+    ax.set_ylabel("code unit 2")
+    if title:
+        ax.set_title(title)
     return _savefig(fig, path)

@@ -1,0 +1,171 @@
+"""Greedy layer-wise pretraining: train a stack's blocks one at a time, each on the codes of the frozen ones below.
+
+Any model with ``pretrain_blocks()`` (its blocks, bottom first) and ``pretrain_inputs(k, x)`` (``x`` through the
+blocks below ``k``, without gradients) can be pretrained; each block trains on the ordinary engine with its own
+optimizer, so a block's own ``compute_loss`` (autoencoders) or ``train_step`` (RBM contrastive divergence) defines
+what pretraining means for it. ::
+
+    model = create_model("stacked-denoising-classifier")
+    pretrain(model, x_train, epochs=15, lr=0.01, batch_size=20)     # then fit() the whole model as usual
+
+With ``directory`` every layer gets ``layer-<k>/`` holding ``metrics.jsonl``, ``checkpoints/`` and, once finished,
+``done.json``; ``resume=True`` skips finished layers (loading their weights) and continues an unfinished one from its
+last checkpoint, so a killed run ends exactly as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import CheckpointError, ConfigError
+
+__all__ = ["LayerSettings", "pretrain", "layer_settings", "pretrain_plan"]
+
+
+@dataclass
+class LayerSettings:
+    """How one block is pretrained."""
+
+    epochs: int = 15
+    lr: float = 0.001
+    optimizer: str = "sgd"
+    batch_size: int = 20
+    shuffle: bool = True
+    optimizer_args: dict[str, Any] = field(default_factory=dict)
+    schedule: str = "constant"
+    precision: str = "fp32"
+
+
+def layer_settings(n_layers: int, base: LayerSettings, layers: Sequence[Mapping[str, Any]] = ()) -> list[LayerSettings]:
+    """``base`` for every layer, with ``layers[k]``'s keys replacing it for layer ``k``."""
+    if len(layers) > n_layers:
+        raise ConfigError(f"pretrain.layers has {len(layers)} entries but the model has {n_layers} layers")
+    names = {f.name for f in fields(LayerSettings)}
+    out = []
+    for k in range(n_layers):
+        over = dict(layers[k]) if k < len(layers) else {}
+        unknown = sorted(set(over) - names)
+        if unknown:
+            raise ConfigError(f"unknown key 'pretrain.layers[{k}].{unknown[0]}'; allowed: {', '.join(sorted(names))}")
+        s = replace(base, **over)
+        if s.epochs < 0 or s.lr < 0 or s.batch_size < 1:
+            raise ConfigError(f"pretrain.layers[{k}]: epochs and lr must be >= 0 and batch_size >= 1, got {over}")
+        out.append(s)
+    return out
+
+
+def pretrain_plan(cfg: Any, n_layers: int) -> list[LayerSettings]:
+    """Per-layer settings from a recipe's ``[pretrain]`` section (:class:`deeprecipes.config.PretrainConfig`)."""
+    base = LayerSettings(**{f.name: getattr(cfg, f.name) for f in fields(LayerSettings)})
+    return layer_settings(n_layers, base, cfg.layers)
+
+
+def _check_model(model: Any) -> list[Any]:
+    if not (hasattr(model, "pretrain_blocks") and hasattr(model, "pretrain_inputs")):
+        raise ConfigError(
+            f"model {type(model).__name__} cannot be pretrained layer by layer (it has no pretrain_blocks())"
+        )
+    return list(model.pretrain_blocks())
+
+
+def pretrain(
+    model: Any,
+    x: torch.Tensor,
+    *,
+    val: torch.Tensor | None = None,
+    layers: Sequence[Mapping[str, Any]] = (),
+    seed: int = 0,
+    directory: str | Path | None = None,
+    resume: bool = False,
+    callbacks: Callable[[int, Any], Sequence[Any]] | None = None,
+    engine_hook: Callable[[Any], None] | None = None,
+    **settings: Any,
+) -> list[list[dict[str, Any]]]:
+    """Pretrain ``model``'s blocks bottom-up on ``x`` (and report ``val_*`` metrics on ``val``).
+
+    Parameters
+    ----------
+    model : a model with ``pretrain_blocks()`` and ``pretrain_inputs(k, x)``
+    x, val : Tensor
+        Training (and validation) inputs, on the model's device.
+    layers : sequence of dict
+        Per-layer overrides of the settings, e.g. ``[{"lr": 0.01}, {}, {"epochs": 5}]``.
+    seed : int
+        Block ``k`` trains with the global RNG seeded from ``(seed, k)`` and its own batch order.
+    directory : path, optional
+        Per-layer metrics, checkpoints and completion markers (see the module docs).
+    resume : bool
+        Continue from what ``directory`` holds.
+    callbacks : callable(k, block) -> callbacks, optional
+        Extra callbacks for layer ``k`` (progress bar, TensorBoard).
+    engine_hook : callable(engine), optional
+        Called with each layer's engine before training (the runner adds its wall clock to checkpoints).
+    **settings
+        Fields of :class:`LayerSettings` for every layer: ``epochs``, ``lr``, ``optimizer``, ``batch_size``, ...
+
+    Returns
+    -------
+    list of per-layer histories (lists of epoch logs).
+    """
+    from ..data import Batches
+    from .callbacks import Checkpointer, MetricsLog
+    from .checkpoint import atomic_write_text, load_checkpoint, read_index
+    from .engine import Engine
+    from .optim import build_optimizer, build_schedule
+
+    blocks = _check_model(model)
+    plan = layer_settings(len(blocks), LayerSettings(**settings), layers)
+    root = Path(directory) if directory is not None else None
+    histories: list[list[dict[str, Any]]] = []
+    for k, (block, s) in enumerate(zip(blocks, plan)):
+        where = root / f"layer-{k + 1}" if root is not None else None
+        done = where / "done.json" if where is not None else None
+        if resume and done is not None and done.exists():
+            weights, _, _ = load_checkpoint(where / "checkpoints")
+            block.load_state_dict(weights)
+            histories.append(json.loads(done.read_text(encoding="utf-8"))["history"])
+            continue
+        if s.epochs == 0:
+            histories.append([])
+            continue
+        torch.manual_seed(seed * 1000 + k + 1)
+        inputs = model.pretrain_inputs(k, x)
+        if hasattr(block, "check_data"):
+            block.check_data(inputs)
+        train = Batches(inputs, batch_size=s.batch_size, shuffle=s.shuffle, seed=seed * 1000 + k + 1)
+        evals = {} if val is None else {"val": Batches(model.pretrain_inputs(k, val), batch_size=1000, shuffle=False)}
+        params = [p for p in block.parameters() if p.requires_grad]
+        optimizer = build_optimizer(s.optimizer, params, s.lr, **s.optimizer_args)
+        steps = max(len(train), 1)
+        schedule = None
+        if s.schedule != "constant":
+            schedule = build_schedule(optimizer, steps_per_epoch=steps, total_steps=s.epochs * steps, name=s.schedule)
+        cbs = list(callbacks(k, block)) if callbacks is not None else []
+        if where is not None:
+            where.mkdir(parents=True, exist_ok=True)
+            cbs += [
+                MetricsLog(where / "metrics.jsonl"),
+                Checkpointer(where / "checkpoints", monitor="train_loss", keep_best=False),
+            ]
+        engine = Engine(block, optimizers=optimizer, schedules=schedule, callbacks=cbs, precision=s.precision)
+        if engine_hook is not None:
+            engine_hook(engine)
+        if resume and where is not None and read_index(where / "checkpoints").get("latest"):
+            weights, state, path = load_checkpoint(where / "checkpoints")
+            try:
+                block.load_state_dict(weights)
+                engine.load_state_dict(state)
+            except (KeyError, ValueError, RuntimeError) as e:
+                raise CheckpointError(f"{path}: does not fit layer {k + 1} of the model ({e})") from None
+        block.train()
+        history = engine.fit(train, epochs=s.epochs, eval_sets=evals)
+        if done is not None:
+            atomic_write_text(done, json.dumps({"layer": k + 1, "settings": s.__dict__, "history": history}))
+        histories.append(history)
+    return histories
