@@ -131,3 +131,16 @@ def test_pca_reference_matches_scikit_learn():
     assert ours == pytest.approx(
         float(((recon - x[200:].numpy()) ** 2).sum(1).mean()), rel=1e-3
     )  # scikit-learn works in float32
+
+
+def test_classifier_dropout_only_while_training():
+    torch.manual_seed(0)
+    clf = create_model("stacked-denoising-classifier", layer_sizes=[784, 20, 5], dropout=[0.2, 0.5, 0.5])
+    torch.nn.init.normal_(clf.head.weight)  # the softmax layer starts at zero, as deeplearning.net's
+    x = torch.rand(4, 784)
+    clf.eval()
+    assert torch.equal(clf(x), clf(x))
+    clf.train()
+    assert not torch.equal(clf(x), clf(x))
+    with pytest.raises(ConfigError, match="model.dropout must give 3 rates"):
+        create_model("stacked-denoising-classifier", layer_sizes=[784, 20, 5], dropout=[0.2])

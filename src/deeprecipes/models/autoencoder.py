@@ -209,6 +209,18 @@ class Denoising:
             return batch[0], batch[-1]
         return self.corrupt(batch[0]), batch[0]
 
+    def image_summaries(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Up to 10 images clean / corrupted (when there is noise) / reconstructed, when inputs are images."""
+        shape = getattr(self, "image_shape", None)
+        if shape is None:
+            return {}
+        x_in, target = self._inputs(tuple(t[:10] for t in batch))
+        rows = {"clean": target.reshape(-1, *shape)}
+        if self.corruption != "none" and self.corruption_level > 0:
+            rows["corrupted"] = x_in.reshape(-1, *shape)
+        rows["reconstructed"] = self(x_in).float().clamp(0, 1).reshape(-1, *shape)  # type: ignore[operator]
+        return rows
+
 
 class Autoencoder(Denoising, Model):
     """One hidden layer: ``h = sigmoid(x~ W + b)``, ``r = f(h W_d + c)`` with ``W_d = W^T`` when tied.
@@ -368,17 +380,6 @@ class Autoencoder(Denoising, Model):
         return out
 
     # -- pictures ---------------------------------------------------------------------------------------------
-    def image_summaries(self, batch: Batch) -> dict[str, torch.Tensor]:
-        if self.image_shape is None:
-            return {}
-        x_in, target = self._inputs(tuple(t[:10] for t in batch))
-        shape = (-1, *self.image_shape)
-        rows = {"clean": target.reshape(shape)}
-        if self.corruption != "none":
-            rows["corrupted"] = x_in.reshape(shape)
-        rows["reconstructed"] = self(x_in).float().clamp(0, 1).reshape(shape)
-        return rows
-
     def weight_images(self) -> dict[str, torch.Tensor]:
         if self.image_shape is None:
             return {}

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..registry import create_model, register_model
-from .autoencoder import Denoising, check_unit_interval, corrupt
+from .autoencoder import Denoising, check_unit_interval
 from .base import Batch, Classifier, Model
 
 __all__ = ["LayerStack", "DeepAutoencoder", "StackedClassifier"]
@@ -224,32 +224,27 @@ class DeepAutoencoder(_Stacked, Denoising, Model):
             out[f"{name}_pca_mse"] = float(err.mean())
         return out
 
-    def image_summaries(self, batch: Batch) -> dict[str, torch.Tensor]:
-        if self.image_shape is None:
-            return {}
-        x_in, target = self._inputs(tuple(t[:10] for t in batch))
-        shape = (-1, *self.image_shape)
-        rows = {"clean": target.reshape(shape)}
-        if self.corruption != "none" and self.corruption_level > 0:
-            rows["corrupted"] = x_in.reshape(shape)
-        rows["reconstructed"] = self(x_in).float().clamp(0, 1).reshape(shape)
-        return rows
-
 
 class StackedClassifier(_Stacked, Classifier):
     """The stack's code into a linear softmax layer; fine-tuned end to end with cross-entropy.
 
     Evaluation adds ``error``: the misclassification rate in percent (deeplearning.net reports test error).
+    ``dropout`` (rates for the input of every layer and of the softmax layer) regularises fine-tuning.
     """
 
-    def __init__(self, stack: LayerStack, n_classes: int = 10, input_masking: float = 0.0) -> None:
+    def __init__(self, stack: LayerStack, n_classes: int = 10, dropout: Sequence[float] | None = None) -> None:
         super().__init__()
         if n_classes < 2:
             raise ConfigError(f"model.n_classes must be >= 2, got {n_classes}")
-        if not 0.0 <= input_masking < 1.0:
-            raise ConfigError(f"model.input_masking must be in [0, 1), got {input_masking}")
+        n_inputs = len(stack.blocks) + 1
+        rates = [0.0] * n_inputs if dropout is None else list(dropout)
+        if len(rates) != n_inputs or not all(0.0 <= r < 1.0 for r in rates):
+            raise ConfigError(
+                f"model.dropout must give {n_inputs} rates in [0, 1) (the input of every layer and of the softmax "
+                f"layer), got {dropout}"
+            )
         self.stack = stack
-        self.input_masking = input_masking
+        self.dropout = rates
         self.head = nn.Linear(stack.sizes[-1], n_classes)
         nn.init.zeros_(self.head.weight)  # deeplearning.net's LogisticRegression layer starts at zero
         nn.init.zeros_(self.head.bias)
@@ -258,16 +253,15 @@ class StackedClassifier(_Stacked, Classifier):
         return self.stack.encode(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.stack.encode(x))
+        """Logits; in training mode with ``dropout``, each layer's input is dropped out (inverted dropout)."""
+        drop = self.training and any(self.dropout)
+        for block, rate in zip(self.stack.blocks, self.dropout):
+            x = block.encode(nn.functional.dropout(x, rate) if drop and rate else x)
+        rate = self.dropout[-1]
+        return self.head(nn.functional.dropout(x, rate) if drop and rate else x)
 
     def check_data(self, x: torch.Tensor) -> None:
         self._check_input(x)
-
-    def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Cross-entropy; with ``input_masking``, inputs are masked during fine-tuning as in pretraining."""
-        if self.input_masking:
-            batch = (corrupt(batch[0], "masking", self.input_masking), *batch[1:])
-        return super().compute_loss(batch)
 
     def eval_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         out = super().eval_step(batch)
@@ -353,7 +347,7 @@ def stacked_denoising_classifier(
     block_args: dict[str, Any] | None = None,
     corruption_levels: list[float] | None = None,
     freeze: int = 0,
-    input_masking: float = 0.0,
+    dropout: list[float] | None = None,
 ) -> StackedClassifier:
     """deeplearning.net SdA: 784-1000-1000-1000 tied denoising blocks (masking 0.1/0.2/0.3, cross-entropy,
     Glorot-sigmoid init) pretrained one at a time, then a softmax layer and supervised fine-tuning of everything."""
@@ -367,5 +361,5 @@ def stacked_denoising_classifier(
         args,
         corruption_levels,
         freeze,
-        lambda s: StackedClassifier(s, n_classes, input_masking),
+        lambda s: StackedClassifier(s, n_classes, dropout),
     )
