@@ -57,7 +57,10 @@ def main() -> None:
                 summary = json.loads((out / "summary.json").read_text())
                 history = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
             else:
-                r = deeprecipes.run(name, seed=seed, out=out, threads=args.threads, progress=False)
+                if (out / "config.json").exists():  # stopped before the end: finish it
+                    r = deeprecipes.resume(out, progress=False)
+                else:
+                    r = deeprecipes.run(name, seed=seed, out=out, threads=args.threads, progress=False)
                 summary, history = r.summary, r.history
             rows.append(
                 {"seed": seed, "metrics": summary["metrics"], "wall_time_s": summary["wall_time_s"], "history": history}
