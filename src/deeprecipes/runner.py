@@ -165,6 +165,11 @@ class _Clock:
     def elapsed(self) -> float:
         return self.before + time.perf_counter() - self.t0
 
+    def attach(self, engine: Any) -> None:
+        """Make every checkpoint of ``engine`` carry this clock's reading."""
+        state = engine.state_dict
+        engine.state_dict = lambda: {**state(), "wall_time": self.elapsed()}
+
 
 # ----------------------------------------------------------------------------------------------------------------
 # building a run
@@ -328,10 +333,6 @@ def _pretrain(
             ),
         ]
 
-    def with_clock(engine: Any) -> None:
-        state = engine.state_dict
-        engine.state_dict = lambda: {**state(), "wall_time": clock.elapsed()}
-
     histories = pretrain(
         model,
         parts["train_x"],
@@ -341,7 +342,7 @@ def _pretrain(
         directory=directory,
         resume=resume,
         callbacks=callbacks,
-        engine_hook=with_clock,
+        engine_hook=clock.attach,
         **{f.name: getattr(p, f.name) for f in dataclasses.fields(LayerSettings)},
     )
     torch.manual_seed(t.seed + 7919)  # fine-tuning starts from the same RNG state however pretraining went
@@ -428,8 +429,7 @@ def _execute(
         clock.before = float(state.get("wall_time", 0.0))
         log.info("resuming %s at epoch %d, batch %d (step %d)", run_dir, engine.epoch, engine.batch, engine.step_count)
     # the clock's reading travels in every checkpoint
-    engine_state = engine.state_dict
-    engine.state_dict = lambda: {**engine_state(), "wall_time": clock.elapsed()}  # type: ignore[method-assign]
+    clock.attach(engine)
 
     try:
         history = engine.fit(parts["train"], epochs=cfg.train.epochs, eval_sets=parts["eval_sets"])

@@ -25,6 +25,7 @@ __all__ = [
     "corrupt",
     "kl_sparsity",
     "check_unit_interval",
+    "check_corruption",
     "Autoencoder",
     "TiedDenoisingAutoencoder",
     "tied_denoising_autoencoder",
@@ -79,10 +80,7 @@ class TiedDenoisingAutoencoder(Model):
         image_shape: tuple[int, int] = (28, 28),
     ) -> None:
         super().__init__()
-        if corruption not in NOISES:
-            raise ConfigError(f"model.corruption must be one of {', '.join(NOISES)}; got {corruption!r}")
-        if not 0.0 <= corruption_level <= 1.0:
-            raise ConfigError(f"model.corruption_level must be in [0, 1], got {corruption_level}")
+        check_corruption(corruption, corruption_level)
         if reduction not in ("sum", "mean"):
             raise ConfigError(f"model.reduction must be 'sum' or 'mean', got {reduction!r}")
         self.corruption, self.corruption_level, self.reduction = corruption, corruption_level, reduction
@@ -157,9 +155,12 @@ LOSSES = ("mse", "sse", "bce")
 INITS = ("normal", "glorot-sigmoid", "xavier")
 
 
-def _check_level(value: float, name: str) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ConfigError(f"model.{name} must be in [0, 1], got {value}")
+def check_corruption(kind: str, level: float) -> None:
+    """Raise ConfigError naming ``model.corruption`` or ``model.corruption_level`` when either is not allowed."""
+    if kind not in NOISES:
+        raise ConfigError(f"model.corruption must be one of {', '.join(NOISES)}; got {kind!r}")
+    if not 0.0 <= level <= 1.0:
+        raise ConfigError(f"model.corruption_level must be in [0, 1], got {level}")
 
 
 def check_unit_interval(x: torch.Tensor, what: str) -> None:
@@ -277,14 +278,13 @@ class Autoencoder(Denoising, Model):
             ("loss", loss, LOSSES),
             ("decoder", decoder, ("sigmoid", "linear")),
             ("init", init, INITS),
-            ("corruption", corruption, NOISES),
             ("noise", noise, ("batch", "once")),
         ):
             if value not in allowed:
                 raise ConfigError(f"model.{name} must be one of {', '.join(allowed)}; got {value!r}")
         if n_visible < 1 or n_hidden < 1:
             raise ConfigError(f"model.n_visible and model.n_hidden must be >= 1, got {n_visible} and {n_hidden}")
-        _check_level(corruption_level, "corruption_level")
+        check_corruption(corruption, corruption_level)
         if not 0.0 < sparsity_target < 1.0:
             raise ConfigError(f"model.sparsity_target must be in (0, 1), got {sparsity_target}")
         if loss == "bce" and decoder != "sigmoid":

@@ -24,7 +24,7 @@ from torch import nn
 
 from ..errors import ConfigError, DataError
 from ..registry import register_model
-from .autoencoder import NOISES, corrupt
+from .autoencoder import check_corruption, corrupt
 from .base import Batch, Model
 
 __all__ = ["ConvDenoisingAutoencoder", "conv_denoising_autoencoder"]
@@ -60,10 +60,7 @@ class ConvDenoisingAutoencoder(Model):
         image_shape: tuple[int, int] = (28, 28),
     ) -> None:
         super().__init__()
-        if corruption not in NOISES:
-            raise ConfigError(f"model.corruption must be one of {', '.join(NOISES)}; got {corruption!r}")
-        if not 0.0 <= corruption_level <= 1.0:
-            raise ConfigError(f"model.corruption_level must be in [0, 1], got {corruption_level}")
+        check_corruption(corruption, corruption_level)
         if len(filters) != 3 or any(int(f) != f or f < 1 for f in filters):
             raise ConfigError(f"model.filters must be 3 positive integers, got {list(filters)}")
         if len(image_shape) != 2 or any(int(s) != s or s < 1 for s in image_shape):

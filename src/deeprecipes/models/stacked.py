@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..registry import create_model, register_model
-from .autoencoder import Denoising, check_unit_interval
+from .autoencoder import Denoising, check_corruption, check_unit_interval
 from .base import Batch, Classifier, Model
 
 __all__ = ["LayerStack", "DeepAutoencoder", "StackedClassifier"]
@@ -158,8 +158,7 @@ class DeepAutoencoder(_Stacked, Denoising, Model):
         self.compare_pca = compare_pca
         if loss not in ("mse", "sse", "bce"):
             raise ConfigError(f"model.loss must be one of mse, sse, bce; got {loss!r}")
-        if not 0.0 <= corruption_level <= 1.0:
-            raise ConfigError(f"model.corruption_level must be in [0, 1], got {corruption_level}")
+        check_corruption(corruption, corruption_level)
         if noise not in ("batch", "once"):
             raise ConfigError(f"model.noise must be 'batch' or 'once', got {noise!r}")
         self.stack = stack
