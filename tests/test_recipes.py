@@ -22,11 +22,18 @@ MORE_STEPS = {
 }
 LOSS = {
     "tied-denoising-autoencoder": "test_cost",
-    "lstm-classifier": "test_loss",
-    "stacked-denoising-classifier": "test_loss",
     "conv-denoising-autoencoder": "test_bce",
     "contractive-autoencoder": "test_bce",
-}  # the rest: test_mse
+}  # the rest: test_loss for classifiers, test_mse otherwise
+
+
+def loss_metric(model_name: str) -> str:
+    from deeprecipes.models.base import Classifier
+
+    if model_name in LOSS:
+        return LOSS[model_name]
+    cfg_model = create_model(model_name)
+    return "test_loss" if isinstance(cfg_model, Classifier) else "test_mse"
 
 
 def untrained_metric(recipe: str, metric: str) -> float:
@@ -40,7 +47,7 @@ def untrained_metric(recipe: str, metric: str) -> float:
 @pytest.mark.parametrize("recipe", list_recipes())
 def test_recipe_learns_on_real_data(recipe, tmp_path):
     cfg = load_recipe(recipe)
-    metric = LOSS.get(cfg.model.name, "test_mse")
+    metric = loss_metric(cfg.model.name)
     start = untrained_metric(recipe, metric)
     result = deeprecipes.run(recipe, overrides={**SHORT, **MORE_STEPS.get(recipe, {})}, out=tmp_path, progress=False)
     end = result.metrics[metric]

@@ -356,7 +356,7 @@ def _figures(
     set in code space coloured by label; PNGs in ``out`` (default ``run_dir/figures``)."""
     import torch
 
-    from .viz import save_code_scatter, save_curves, save_image_rows, save_tiles
+    from .viz import save_code_scatter, save_confusion, save_curves, save_image_rows, save_tiles
 
     fig_dir = out or run_dir / "figures"
     written = []
@@ -375,6 +375,16 @@ def _figures(
     for name, path, title in logs:
         if path.exists() and path.stat().st_size:
             written.append(save_curves(path, fig_dir / f"{name}.png", title=title))
+    report = _class_report(model, data)
+    if report:
+        written.append(
+            save_confusion(
+                report["confusion"],
+                fig_dir / "confusion.png",
+                title=f"{cfg.name}: test set, accuracy {report['accuracy']:.2%}",
+                labels=report["labels"],
+            )
+        )
     encode = getattr(model, "encode", None)
     if data is not None and callable(encode):
         test = data.test
@@ -386,7 +396,39 @@ def _figures(
                 written.append(
                     save_code_scatter(codes, test.y, fig_dir / "codes.png", title=f"{cfg.name}: test set, 2-unit code")
                 )
+    if data is not None:
+        model.eval()
+        written += model.figures(data, fig_dir, cfg.name)
     return [str(p.relative_to(run_dir)) if p.is_relative_to(run_dir) else str(p) for p in written]
+
+
+def _class_report(model: Any, data: Any) -> dict[str, Any]:
+    """Confusion matrix (rows: true class, columns: predicted) and per-class accuracy of a classifier on the test
+    split; empty for models that are not classifiers or data without labels."""
+    import torch
+
+    from .models.base import Classifier
+
+    test = getattr(data, "test", None)
+    if not isinstance(model, Classifier) or test is None or test.y is None or test.y.is_floating_point():
+        return {}
+    device = next(model.parameters()).device
+    model.eval()
+    with torch.no_grad():
+        pred = torch.cat([model.predict(test.x[i : i + 1000].to(device)).cpu() for i in range(0, len(test), 1000)])
+    y = test.y.long().cpu()
+    n = int(max(y.max().item(), pred.max().item())) + 1
+    confusion = torch.bincount(y * n + pred, minlength=n * n).reshape(n, n)
+    totals = confusion.sum(1)
+    per_class = [round(confusion[c, c].item() / t, 6) if t else None for c, t in enumerate(totals.tolist())]
+    names = getattr(data, "meta", {}).get("classes")
+    labels = list(names) if names is not None and len(names) == n else [str(c) for c in range(n)]
+    return {
+        "labels": labels,
+        "accuracy": confusion.diag().sum().item() / max(len(y), 1),
+        "per_class_accuracy": dict(zip(labels, per_class, strict=True)),
+        "confusion": confusion.tolist(),
+    }
 
 
 def _target(cfg: RecipeConfig, metrics: Mapping[str, float]) -> dict[str, Any]:
@@ -465,6 +507,7 @@ def _execute(
         "device": _device_info(parts["device"]),
         "versions": _versions(),
         "figures": figures,
+        "classes": {k: v for k, v in _class_report(model, data).items() if k != "accuracy"},
         "config": cfg.to_dict(),
     }
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2))

@@ -13,6 +13,7 @@ fits:
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -21,7 +22,7 @@ from torch import nn
 if TYPE_CHECKING:
     from ..training.engine import Engine
 
-__all__ = ["Model", "Classifier"]
+__all__ = ["Model", "Classifier", "Regressor"]
 
 Batch = tuple[torch.Tensor, ...]
 
@@ -69,13 +70,25 @@ class Model(nn.Module):
         """Learned filters as images: name -> tensor (n, H, W). Empty when the model has none."""
         return {}
 
+    def figures(self, data: Any, fig_dir: Path, title: str) -> list[Path]:
+        """Pictures only this model knows how to draw (a fitted line over the data, feature maps of one digit, a 2-D
+        embedding), written as PNGs into ``fig_dir`` from the run's DataSplits; returns the files. None by default.
+        Called at the end of a run and by ``deeprecipes figures``, after the generic pictures."""
+        return []
+
 
 class Classifier(Model):
     """A model whose ``forward(x)`` returns class logits; trained with softmax cross-entropy.
 
     Subclasses define only ``forward``. Logs batch accuracy during training; evaluation reports per-sample loss
-    and accuracy (averaged over the whole set).
+    and accuracy (averaged over the whole set). At the end of a run the runner draws the test set's confusion
+    matrix and reports per-class accuracy from ``predict``.
     """
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Predicted class labels (batch,)."""
+        return self(x).argmax(1)
 
     def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x, y = batch[0], batch[1]
@@ -90,3 +103,53 @@ class Classifier(Model):
             "loss": nn.functional.cross_entropy(logits, y, reduction="none"),
             "accuracy": (logits.argmax(1) == y).float(),
         }
+
+
+class Regressor(Model):
+    """A model whose ``forward(x)`` returns predictions of shape (batch, n_targets) for float targets.
+
+    ``loss`` is ``"mse"`` (mean squared error), ``"l1"`` (mean absolute error) or ``"huber"`` (``huber_delta``).
+    Evaluation reports per-sample squared and absolute error; at the end of a run ``reference_metrics`` adds
+    RMSE and R^2 on the test split (R^2 = 1 - SSE / SST, SST around the test targets' own mean).
+    """
+
+    loss: str = "mse"
+    huber_delta: float = 1.0
+
+    def _targets(self, y: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
+        return y.reshape(pred.shape).to(pred.dtype)
+
+    def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        x, y = batch[0], batch[1]
+        pred = self(x)
+        y = self._targets(y, pred)
+        if self.loss == "mse":
+            loss = nn.functional.mse_loss(pred, y)
+        elif self.loss == "l1":
+            loss = nn.functional.l1_loss(pred, y)
+        elif self.loss == "huber":
+            loss = nn.functional.huber_loss(pred, y, delta=self.huber_delta)
+        else:
+            raise ValueError(f"loss must be 'mse', 'l1' or 'huber', got {self.loss!r}")
+        return loss, {}
+
+    def eval_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        x, y = batch[0], batch[1]
+        pred = self(x).float()
+        err = pred - self._targets(y, pred)
+        return {"mse": err.pow(2).mean(1), "mae": err.abs().mean(1)}
+
+    @torch.no_grad()
+    def reference_metrics(self, data: Any) -> dict[str, float]:
+        test = getattr(data, "test", None)
+        if test is None or test.y is None:
+            return {}
+        device = next(self.parameters()).device
+        was = self.training
+        self.eval()
+        pred = self(test.x.to(device)).float().cpu()
+        self.train(was)
+        y = self._targets(test.y, pred).float()
+        sse = (pred - y).pow(2).sum().item()
+        sst = (y - y.mean(0)).pow(2).sum().item()
+        return {"test_rmse": (sse / y.numel()) ** 0.5, "test_r2": 1.0 - sse / sst if sst > 0 else float("nan")}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["tile", "save_image_rows", "save_tiles", "save_curves", "save_code_scatter"]
+__all__ = ["tile", "save_image_rows", "save_tiles", "save_curves", "save_code_scatter", "save_confusion"]
 
 
 def tile(images: torch.Tensor, ncols: int | None = None, pad: int = 1, normalize: bool = True) -> torch.Tensor:
@@ -135,6 +135,36 @@ def save_code_scatter(codes: torch.Tensor, labels: torch.Tensor | None, path: Pa
         ax.legend(markerscale=6, fontsize=8, loc="best", title="label")
     ax.set_xlabel("code unit 1")
     ax.set_ylabel("code unit 2")
+    if title:
+        ax.set_title(title)
+    return _savefig(fig, path)
+
+
+def save_confusion(confusion: list[list[int]], path: Path, title: str = "", labels: list[str] | None = None) -> Path:
+    """A confusion matrix (rows: true class, columns: predicted) as a heat map with counts, and per-class accuracy
+    (the diagonal over the row total) along the right edge."""
+    import numpy as np
+
+    plt = _plt()
+    m = np.asarray(confusion, dtype=np.int64)
+    n = len(m)
+    labels = labels or [str(i) for i in range(n)]
+    size = max(4.0, 0.55 * n + 2)
+    fig, ax = plt.subplots(figsize=(size + 1.2, size))
+    rates = m / np.maximum(m.sum(1, keepdims=True), 1)
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for i in range(n):
+        for j in range(n):
+            if m[i, j]:
+                ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if rates[i, j] > 0.5 else "black")
+        acc = m[i, i] / max(m[i].sum(), 1)
+        ax.text(n - 0.3, i, f"{acc:.1%}", ha="left", va="center", fontsize=7)
+    ax.set_xticks(range(n), labels, rotation=90 if max(map(len, labels)) > 3 else 0)
+    ax.set_yticks(range(n), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true (per-class accuracy at right)")
+    ax.set_xlim(-0.5, n + 0.7)
     if title:
         ax.set_title(title)
     return _savefig(fig, path)
