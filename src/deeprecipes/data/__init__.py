@@ -12,6 +12,9 @@ Where data files are looked for and how they are checked is in :mod:`deeprecipes
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from . import tabular, vision
 from .base import ArrayData, DataSplits
 from .batches import Batches
@@ -30,3 +33,8 @@ __all__ = [
     "tabular",
     "vision",
 ]
+
+# every other dataset module registers its builders on import (a new module needs no edit here)
+for _info in pkgutil.iter_modules(__path__):
+    if _info.name not in ("base", "batches", "idx", "sources", "tabular", "vision"):
+        importlib.import_module(f"{__name__}.{_info.name}")
