@@ -156,8 +156,15 @@ def save_confusion(confusion: list[list[int]], path: Path, title: str = "", labe
     for i in range(n):
         for j in range(n):
             if m[i, j]:
-                ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if rates[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(m[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if rates[i, j] > 0.5 else "black",
+                )
         acc = m[i, i] / max(m[i].sum(), 1)
         ax.text(n - 0.3, i, f"{acc:.1%}", ha="left", va="center", fontsize=7)
     ax.set_xticks(range(n), labels, rotation=90 if max(map(len, labels)) > 3 else 0)
