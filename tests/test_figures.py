@@ -53,3 +53,15 @@ def test_figures_redrawn_from_python_and_cli(run_2d, tmp_path, capsys):
     assert "codes.png" in capsys.readouterr().out
     assert main(["figures", str(tmp_path / "nothing-here")]) == 2
     assert "not a run directory" in capsys.readouterr().err
+
+
+def test_end_of_run_pictures_are_also_tensorboard_images(run_2d):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_2d.run_dir / "tb"), size_guidance={"images": 0})
+    events.Reload()
+    tags = set(events.Tags()["images"])
+    assert {"figures/codes", "figures/reconstructions", "figures/filters"} <= tags
+    assert not any(t.startswith("figures/curves") for t in tags)
+    image = events.Images("figures/codes")[-1]
+    assert image.width > 300 and image.height > 300

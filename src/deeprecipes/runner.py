@@ -402,6 +402,22 @@ def _figures(
     return [str(p.relative_to(run_dir)) if p.is_relative_to(run_dir) else str(p) for p in written]
 
 
+def _figures_to_tensorboard(run_dir: Path, figures: Sequence[str], step: int) -> None:
+    """The end-of-run pictures (2-D code scatter, confusion matrix, feature maps...) as TensorBoard images under
+    ``figures/<name>``, beside the per-epoch image summaries; curves are left out (TensorBoard draws its own)."""
+    import matplotlib.image
+    import torch
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(run_dir / "tb")) as writer:
+        for rel in figures:
+            path = run_dir / rel
+            if path.suffix != ".png" or path.stem.startswith("curves") or not path.exists():
+                continue
+            img = torch.from_numpy(matplotlib.image.imread(str(path))[..., :3].copy())
+            writer.add_image(f"figures/{path.stem}", img, step, dataformats="HWC")
+
+
 def _class_report(model: Any, data: Any) -> dict[str, Any]:
     """Confusion matrix (rows: true class, columns: predicted) and per-class accuracy of a classifier on the test
     split; empty for models that are not classifiers or data without labels."""
@@ -485,6 +501,8 @@ def _execute(
     final = {k: v for k, v in (history[-1] if history else {}).items() if k not in ("epoch", "step", "lr")}
     final.update(model.reference_metrics(parts["data"]))
     figures = _figures(cfg, run_dir, model, parts["sample"], parts["data"])
+    if cfg.train.images:
+        _figures_to_tensorboard(run_dir, figures, engine.step_count)
     data = parts["data"]
     summary = {
         "recipe": cfg.name,
