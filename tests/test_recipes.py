@@ -24,6 +24,7 @@ LOSS = {
     "tied-denoising-autoencoder": "test_cost",
     "conv-denoising-autoencoder": "test_bce",
     "contractive-autoencoder": "test_bce",
+    "siamese-mlp": "test_loss",
 }  # the rest: test_loss for classifiers, test_mse otherwise
 
 

@@ -22,6 +22,7 @@ _LAZY = {
     "resume": "deeprecipes.runner",
     "evaluate": "deeprecipes.runner",
     "figures": "deeprecipes.runner",
+    "tune": "deeprecipes.tuning",
     "pretrain": "deeprecipes.training.layerwise",
     "RunResult": "deeprecipes.runner",
     "create_model": "deeprecipes.registry",

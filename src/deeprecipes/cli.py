@@ -5,6 +5,7 @@
     deeprecipes run NAME [--set key=value]... [--epochs N] [--steps N] [--seed S] [--device D] [--out DIR]
     deeprecipes eval RUN_DIR [--best]
     deeprecipes resume RUN_DIR
+    deeprecipes tune NAME --grid key=v1,v2 [--grid ...] [--random N --seed S] [--metric M] [--out DIR]
 
 Errors a user can cause print one line, ``error: ...``, and exit with status 2.
 """
@@ -70,7 +71,75 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("resume", help="continue a run that was stopped or killed")
     s.add_argument("run_dir")
     s.add_argument("--data-dir")
+
+    s = sub.add_parser("tune", help="search hyperparameters: one run per grid point or random draw, ranked")
+    s.add_argument("name")
+    s.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=VALUES",
+        help="values to search, e.g. --grid optimizer.lr=0.1,0.01; with --random also log:LO:HI, uniform:LO:HI, "
+        "int:LO:HI (repeatable)",
+    )
+    s.add_argument("--random", type=int, metavar="N", help="run N random trials instead of the whole grid")
+    s.add_argument("--seed", type=int, default=0, help="seed of the random draws (default 0)")
+    s.add_argument("--metric", help="metric that ranks the trials (default: the recipe's target)")
+    s.add_argument("--mode", choices=("min", "max"), help="whether lower or higher --metric is better")
+    s.add_argument("--out", help="search directory (default runs/tune/<recipe>); re-run to continue it")
+    s.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fixed override for every trial (repeatable)",
+    )
+    s.add_argument("--epochs", type=int)
+    s.add_argument("--steps", type=int, help="stop each trial after this many optimizer steps")
+    s.add_argument("--device", help="auto (default), cpu, cuda, cuda:N, mps")
+    s.add_argument("--threads", type=int, help="CPU threads for torch")
+    s.add_argument("--data-dir")
     return p
+
+
+def _cmd_tune(args: argparse.Namespace) -> None:
+    from .tuning import format_table, parse_grid_option, tune
+
+    grid: dict[str, object] = {}
+    for item in args.grid:
+        key, values = parse_grid_option(item)
+        if key in grid:
+            raise DeepRecipesError(f"--grid '{key}' is given twice; list all its values in one --grid")
+        grid[key] = values
+    try:
+        result = tune(
+            args.name,
+            grid,
+            random=args.random,
+            seed=args.seed,
+            metric=args.metric,
+            mode=args.mode,
+            out=args.out,
+            overrides=args.overrides,
+            epochs=args.epochs,
+            steps=args.steps,
+            threads=args.threads,
+            device=args.device,
+            data_dir=args.data_dir,
+            progress=None if not args.quiet else False,
+        )
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to continue the search", file=sys.stderr)
+        raise SystemExit(130) from None
+    print(f"search directory: {result.out}  (results.md, results.csv)")
+    print(format_table(result), end="")
+    best = result.best
+    if best:
+        shown = ", ".join(f"{k}={v}" for k, v in best["params"].items())
+        print(f"best: {best['trial']} ({shown}) {result.metric} {best['value']:.6g}: {best['run_dir']}")
+    else:
+        print(f"no trial produced {result.metric}")
 
 
 def _cmd_list(args: argparse.Namespace) -> None:
@@ -145,6 +214,8 @@ def _dispatch(args: argparse.Namespace) -> None:
             args.run_dir, which="best" if args.best else "latest", out=args.out, data_dir=args.data_dir
         ):
             print(path)
+    elif args.command == "tune":
+        _cmd_tune(args)
     elif args.command == "eval":
         from .runner import evaluate
 
