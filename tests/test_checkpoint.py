@@ -67,3 +67,30 @@ def test_leftover_temp_directory_is_ignored_and_replaced(tmp_path):
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match="no latest checkpoint"):
         load_checkpoint(tmp_path)
+
+
+def test_atomic_writes_leave_files_with_the_umask_mode_not_private(tmp_path):
+    import os
+    import stat
+
+    from deeprecipes.fileio import file_mode
+    from deeprecipes.training.checkpoint import atomic_write_text
+    from deeprecipes.viz import save_curves
+
+    old = os.umask(0o022)
+    try:
+        import deeprecipes.fileio
+
+        deeprecipes.fileio._FILE_MODE.clear()
+        assert file_mode() == 0o644
+        atomic_write_text(tmp_path / "a.json", "{}")
+        save_checkpoint(tmp_path / "ckpt", "ckpt-1", {"w": torch.ones(2)}, {"epoch": 1})
+        (tmp_path / "m.jsonl").write_text('{"epoch": 1, "step": 1, "loss": 1.0}\n')
+        save_curves(tmp_path / "m.jsonl", tmp_path / "c.png")
+        files = [tmp_path / "a.json", tmp_path / "c.png", *(tmp_path / "ckpt" / "ckpt-1").iterdir()]
+        assert len(files) == 5
+        for f in files:
+            assert stat.S_IMODE(f.stat().st_mode) == 0o644, f
+    finally:
+        os.umask(old)
+        deeprecipes.fileio._FILE_MODE.clear()

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..fileio import file_mode
 from .idx import read_idx
 
 __all__ = ["FileSpec", "cache_dir", "data_dir", "download", "load_verified", "locate", "offline"]
@@ -178,6 +179,7 @@ def download(spec: FileSpec, dest: Path, unreachable: set[str] | None = None) ->
             dest.parent.mkdir(parents=True, exist_ok=True)
             fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
             tmp = Path(name)
+            os.chmod(tmp, file_mode())
             log.info("downloading %s", url)
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
                 shutil.copyfileobj(response, out, 1 << 20)

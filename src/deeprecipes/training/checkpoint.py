@@ -29,6 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..errors import CheckpointError
+from ..fileio import file_mode
 
 __all__ = [
     "encode",
@@ -143,6 +144,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -191,6 +193,7 @@ def save_checkpoint(
     save_file(tensors, str(tmp / "state.safetensors"))
     (tmp / "state.json").write_text(json.dumps(meta), encoding="utf-8")
     for f in tmp.iterdir():
+        f.chmod(file_mode())
         _fsync_file(f)
     _fsync_dir(tmp)
     index = read_index(ckpt_dir)

@@ -46,6 +46,9 @@ def _savefig(fig: object, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
     os.close(fd)
+    from ..fileio import file_mode
+
+    os.chmod(tmp, file_mode())
     try:
         fig.savefig(tmp, dpi=100, bbox_inches="tight")  # type: ignore[attr-defined]
         os.replace(tmp, path)
