@@ -25,6 +25,15 @@ INPUTS = {
     "deep-autoencoder": _images,
     "stacked-denoising-classifier": _labelled,
     "lstm-classifier": _labelled,
+    "linear-regression": lambda: (torch.rand(8, 1), torch.rand(8)),
+    "softmax-regression": _labelled,
+    "logistic-regression": lambda: (torch.rand(8, 4), torch.randint(0, 3, (8,))),
+    "perceptron": lambda: (torch.rand(8, 3), torch.randint(0, 2, (8,)).float()),
+    "mlp-regressor": lambda: (torch.rand(8, 3), torch.rand(8)),
+    "siamese-mlp": _labelled,
+    "mlp": _labelled,
+    "mlp-backprop": _labelled,
+    "cnn": _labelled,
 }
 
 

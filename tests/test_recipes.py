@@ -15,6 +15,12 @@ MORE_STEPS = {
     "lstm-mnist-28": {"train.max_steps": 600},  # TF's RMSProp starts slowly (accumulator at 1)
     "conv-denoising-autoencoder": {"train.max_steps": 60},  # slow steps; 60 halve the loss
     # layer-wise pretraining: one epoch per layer on 10,000 images
+    # full-batch recipes take one step per epoch
+    "multiple-linear-regression": {"train.epochs": 50},
+    "logistic-regression-iris": {"train.epochs": 200},
+    "perceptron": {"train.epochs": 100},  # stops by itself once every row is right
+    "mlp-regression": {"train.epochs": 50},
+    "softmax-regression-cookbook": {"train.epochs": 4, "train.max_steps": 2200},  # the double softmax learns slowly
     **{
         name: {"pretrain.epochs": 1, "pretrain.layers": [], "train.train_subset": 10000}
         for name in ("sda-mnist", "sda-mnist-blog004", "stacked-autoencoder", "deep-autoencoder")
@@ -26,6 +32,10 @@ LOSS = {
     "contractive-autoencoder": "test_bce",
     "siamese-mlp": "test_loss",
 }  # the rest: test_loss for classifiers, test_mse otherwise
+
+
+# recipes whose fully trained test loss is not below half the untrained one: the bar is this fraction instead
+RATIO = {"mlp-regression": 0.6}  # diabetes from 3 features: fully trained, test MSE is 0.53x the untrained one
 
 
 def loss_metric(model_name: str) -> str:
@@ -52,7 +62,7 @@ def test_recipe_learns_on_real_data(recipe, tmp_path):
     start = untrained_metric(recipe, metric)
     result = deeprecipes.run(recipe, overrides={**SHORT, **MORE_STEPS.get(recipe, {})}, out=tmp_path, progress=False)
     end = result.metrics[metric]
-    assert end < 0.5 * start, (recipe, start, end)
+    assert end < RATIO.get(recipe, 0.5) * start, (recipe, start, end)
     if "accuracy" in cfg.target.metric:
         assert result.metrics["test_accuracy"] > 0.5
     assert result.summary["target"]["metric"] == cfg.target.metric

@@ -254,3 +254,82 @@ def test_csv_config_errors(tmp_path):
         create_dataset("csv", path=path, target="species", features=["length", "species"])
     with pytest.raises(ConfigError):
         create_dataset("csv", path=path, target="species", features="length")
+
+
+def test_csv_text_column_named_with_a_fix(tmp_path):
+    message = error(tmp_path, "name,a,label\nann,1,x\nbob,2,y\n")
+    assert "column 'name'" in message and "holds text ('ann')" in message and "'features'" in message
+
+
+def test_csv_target_name_case_hint(tmp_path):
+    message = error(tmp_path, "a,Label\n1,x\n2,y\n", target="label")
+    assert "no target column 'label'" in message and "did you mean 'Label'" in message
+    message = error(tmp_path, "A,label\n1,x\n2,y\n", features=["a"])
+    assert "no feature column 'a'" in message and "did you mean 'A'" in message
+
+
+def test_csv_constant_regression_target(tmp_path):
+    message = error(tmp_path, "a,label\n1,2.5\n2,2.5\n3,2.5\n", task="regression")
+    assert "'label' has a single value (2.5)" in message
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the course's iris split, and Boston housing from a CSV file
+
+
+def test_iris_course_split_unstratified():
+    data = create_dataset("iris", test_size=0.33, seed=42, standardize=False, stratify=False, drop_last=True)
+    assert data.sizes() == {"train": 99, "test": 50}
+    strat = create_dataset("iris", test_size=0.33, seed=42, standardize=False, drop_last=True)
+    assert not strat.test.y.equal(data.test.y)
+
+
+BOSTON_BUNDLE_HEADER = "CRIM,ZN,INDUS,CHAS,NOX,RM,AGE,DIS,RAD,TAX,PT,B,LSTAT,MV"  # as the cookbook's file
+
+
+def boston_csv(folder: Path, n: int = 40, header: str = BOSTON_BUNDLE_HEADER) -> Path:
+    rng = np.random.default_rng(0)
+    lines = [header]
+    for i in range(n):
+        row = rng.uniform(0, 10, 13).round(3).tolist()
+        medv = 50.0 if i % 10 == 0 else round(10 + row[5] * 2, 3)  # 4 censored rows
+        lines.append(",".join(map(str, [*row, medv])))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "boston_housing.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_boston_from_a_path(tmp_path):
+    path = boston_csv(tmp_path)
+    data = create_dataset("boston", path=str(path))
+    assert data.sizes() == {"train": 30, "test": 10}
+    assert data.meta["feature_names"][10] == "PTRATIO" and len(data.meta["feature_names"]) == 13
+    assert data.meta["target"] == "MEDV" and data.meta["files"] == [str(path)]
+    dropped = create_dataset("boston", path=str(path), drop_censored=True, features=["rm", "PTRATIO", "LSTAT"])
+    assert sum(dropped.sizes().values()) == 36 and dropped.meta["censored_dropped"] == 4
+    assert dropped.meta["feature_names"] == ["RM", "PTRATIO", "LSTAT"]
+    assert float(torch.cat([dropped.train.y, dropped.test.y]).max()) < 50
+
+
+def test_boston_from_the_data_folder(tmp_path, monkeypatch):
+    boston_csv(tmp_path / "boston", header=BOSTON_BUNDLE_HEADER.replace("PT", "PTRATIO").replace("MV", "MEDV"))
+    monkeypatch.setenv("DEEPRECIPES_DATA", str(tmp_path))
+    assert create_dataset("boston").sizes() == {"train": 30, "test": 10}
+
+
+def test_boston_missing_file_says_where_to_put_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPRECIPES_DATA", str(tmp_path))
+    with pytest.raises(DataError) as info:
+        create_dataset("boston")
+    message = str(info.value)
+    assert "\n" not in message and "boston_housing.csv not found" in message
+    assert "data.path" in message and str(tmp_path / "boston") in message and "load_boston" in message
+    with pytest.raises(DataError, match="no such file"):
+        create_dataset("boston", path=str(tmp_path / "nope.csv"))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    with pytest.raises(DataError, match="no target column MEDV"):
+        create_dataset("boston", path=str(bad))
+    with pytest.raises(DataError, match="no feature column 'RMX'"):
+        create_dataset("boston", path=str(boston_csv(tmp_path / "ok")), features=["rmx"])

@@ -5,6 +5,7 @@
     deeprecipes run NAME [--set key=value]... [--epochs N] [--steps N] [--seed S] [--device D] [--out DIR]
     deeprecipes eval RUN_DIR [--best]
     deeprecipes resume RUN_DIR
+    deeprecipes activations [--out FILE]
     deeprecipes tune NAME --grid key=v1,v2 [--grid ...] [--random N --seed S] [--metric M] [--out DIR]
 
 Errors a user can cause print one line, ``error: ...``, and exit with status 2.
@@ -67,6 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--best", action="store_true", help="use the best checkpoint instead of the latest")
     s.add_argument("--out", help="where to write the PNGs (default RUN_DIR/figures)")
     s.add_argument("--data-dir")
+
+    s = sub.add_parser("activations", help="draw the activation functions and their derivatives (one PNG)")
+    s.add_argument("--out", default="activations.png", help="the PNG to write (default activations.png)")
+    s.add_argument("--range", nargs=2, type=float, default=(-5.0, 5.0), metavar=("X_MIN", "X_MAX"))
 
     s = sub.add_parser("resume", help="continue a run that was stopped or killed")
     s.add_argument("run_dir")
@@ -214,6 +219,10 @@ def _dispatch(args: argparse.Namespace) -> None:
             args.run_dir, which="best" if args.best else "latest", out=args.out, data_dir=args.data_dir
         ):
             print(path)
+    elif args.command == "activations":
+        from .viz.activations import save_activations
+
+        print(save_activations(args.out, x_min=args.range[0], x_max=args.range[1]))
     elif args.command == "tune":
         _cmd_tune(args)
     elif args.command == "eval":

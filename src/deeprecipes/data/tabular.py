@@ -6,10 +6,13 @@ Registered datasets:
     The copies that ship inside scikit-learn; no download.
 ``csv``
     Any CSV file with a header row: ``create_dataset("csv", path="data.csv", target="label")``.
+``boston``
+    Boston housing from the user's copy of the cookbook's ``boston_housing.csv`` (scikit-learn no longer ships it).
 
 Every one is cut into train and test parts (stratified by class for classification; no validation part) and, by
-default, standardised with the mean and standard deviation of the training part only. scikit-learn is imported
-only when one of these builders runs, so importing :mod:`deeprecipes.data` stays fast.
+default, standardised with the mean and standard deviation of the training part only (or min-max scaled, target
+too, and features chosen by their correlation with the target: all fitted on the training part only).
+scikit-learn is imported only when one of these builders runs, so importing :mod:`deeprecipes.data` stays fast.
 """
 
 from __future__ import annotations
@@ -31,7 +34,18 @@ from ..errors import ConfigError, DataError
 from ..registry import register_dataset
 from .base import ArrayData, DataSplits
 
-__all__ = ["TASKS", "CsvTable", "breast_cancer", "csv_file", "diabetes", "digits", "iris", "load_csv", "wine"]
+__all__ = [
+    "TASKS",
+    "CsvTable",
+    "boston",
+    "breast_cancer",
+    "csv_file",
+    "diabetes",
+    "digits",
+    "iris",
+    "load_csv",
+    "wine",
+]
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +86,16 @@ def _holdout(
     shape: list[int] | None = None,
     where: str,
     extra: dict[str, Any] | None = None,
+    stratify: bool = True,
+    minmax: bool = False,
+    scale_target: bool = False,
+    min_abs_corr: float = 0.0,
+    max_features: int = 0,
 ) -> DataSplits:
-    """Split (stratified for classification), standardise with training statistics, and wrap as DataSplits.
+    """Split (stratified for classification), scale with training statistics, and wrap as DataSplits.
+
+    Everything fitted here (feature choice, means, ranges) is fitted on the training part only and then applied
+    to the test part, so nothing about the test set leaks into training.
 
     Parameters
     ----------
@@ -82,10 +104,22 @@ def _holdout(
         Class indices 0..k-1 (classification) or values (regression).
     where : str
         The dataset or file named in error messages.
+    stratify : bool
+        Keep the class proportions in both parts (classification only).
+    minmax : bool
+        Scale each feature to [0, 1] with the training part's minimum and maximum (instead of standardising).
+    scale_target : bool
+        Regression: scale the target to [0, 1] with the training part's range; ``meta["target_scale"]`` holds
+        ``min`` and ``max`` to undo it.
+    min_abs_corr : float
+        Regression: keep only the features whose absolute Pearson correlation with the target, on the training
+        part, exceeds this (0 keeps all); ``meta["correlations"]`` lists every feature's.
+    max_features : int
+        Regression: then keep at most this many, the most correlated first (0 = no limit).
     """
     n = len(x)
-    stratify = None
-    if task == "classification":
+    stratify_by = None
+    if task == "classification" and stratify:
         counts = np.bincount(y, minlength=len(classes))
         rare = np.flatnonzero(counts < 2)
         if rare.size:
@@ -94,18 +128,54 @@ def _holdout(
                 f"{where}: class {classes[c]!r} has {int(counts[c])} row(s); a stratified train/test split needs "
                 "at least 2 rows of every class"
             )
-        stratify = y
+        stratify_by = y
+    if minmax and standardize:
+        raise ConfigError(f"{where}: choose one of standardize and minmax scaling, not both")
+    if (scale_target or min_abs_corr or max_features) and task != "regression":
+        raise ConfigError(f"{where}: scale_target and min_abs_corr are for regression targets only")
     model_selection = _sklearn("model_selection", name)
     try:
         train_idx, test_idx = model_selection.train_test_split(
-            np.arange(n), test_size=test_size, random_state=seed, stratify=stratify
+            np.arange(n), test_size=test_size, random_state=seed, stratify=stratify_by
         )
     except ValueError as e:
         raise DataError(f"{where}: cannot split {n} rows with test_size={test_size}: {e}") from None
 
     x = np.asarray(x, dtype=np.float64)
     x_train, x_test = x[train_idx], x[test_idx]
+    feature_names = list(feature_names)
+    extra = dict(extra or {})
+    if max_features < 0:
+        raise ConfigError(f"{where}: max_features must be >= 0, got {max_features}")
+    if min_abs_corr or max_features:
+        y_train = np.asarray(y[train_idx], dtype=np.float64)
+        corr = _correlations(x_train, y_train)
+        keep = np.flatnonzero(np.abs(corr) > min_abs_corr)
+        keep = keep[np.argsort(-np.abs(corr[keep]), kind="stable")][: max_features or None]
+        extra["correlations"] = {f: round(float(c), 6) for f, c in zip(feature_names, corr)}
+        if not keep.size:
+            best = feature_names[int(np.nanargmax(np.abs(corr)))]
+            raise ConfigError(
+                f"{where}: no feature has |correlation| with the target above min_abs_corr={min_abs_corr} "
+                f"(the largest is {best!r}, {abs(corr[feature_names.index(best)]):.3f})"
+            )
+        x, x_train, x_test = x[:, keep], x_train[:, keep], x_test[:, keep]
+        feature_names = [feature_names[i] for i in keep]
+        log.info("%s: features by |r| with the target on the training part: %s", name, feature_names)
     meta_std: dict[str, Any] = {}
+    if minmax:
+        lo, hi = x_train.min(axis=0), x_train.max(axis=0)
+        span = np.where(hi > lo, hi - lo, 1.0)
+        x_train = (x_train - lo) / span
+        x_test = (x_test - lo) / span  # test values may fall a little outside [0, 1]
+        extra["minmax"] = {"min": lo.tolist(), "max": hi.tolist()}
+    if scale_target:
+        y = np.asarray(y, dtype=np.float64)
+        lo_y, hi_y = float(y[train_idx].min()), float(y[train_idx].max())
+        if hi_y == lo_y:
+            raise DataError(f"{where}: the target has a single value ({lo_y}) in the training part")
+        y = (y - lo_y) / (hi_y - lo_y)
+        extra["target_scale"] = {"min": lo_y, "max": hi_y}
     if standardize:
         mean = x_train.mean(axis=0)
         std = x_train.std(axis=0)
@@ -125,14 +195,33 @@ def _holdout(
         "task": task,
         "num_classes": len(classes),
         "classes": list(classes),
-        "shape": shape or [x.shape[1]],
-        "feature_names": list(feature_names),
+        "shape": shape if shape and not (min_abs_corr or max_features) else [x.shape[1]],
+        "feature_names": feature_names,
         "files": [],
         "standardize": meta_std or None,
     }
-    meta.update(extra or {})
+    meta.update(extra)
     log.debug("%s: %d train, %d test, %d features, %s", name, len(train), len(test), x.shape[1], task)
     return DataSplits(name=name, split="holdout", train=train, test=test, val=None, meta=meta)
+
+
+def _correlations(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each column of x (n, d) with y (n,); 0 for a constant column."""
+    xc, yc = x - x.mean(axis=0), y - y.mean()
+    denom = np.sqrt((xc**2).sum(axis=0) * (yc**2).sum())
+    return np.divide(xc.T @ yc, denom, out=np.zeros(x.shape[1]), where=denom > 0)
+
+
+def _pick_features(x: np.ndarray, names: list[str], features: list[str] | None, where: str) -> tuple:
+    """Columns ``features`` (in that order) of x; ConfigError naming an unknown one."""
+    if features is None:
+        return x, names
+    unknown = [f for f in features if f not in names]
+    if unknown:
+        raise ConfigError(f"{where}: no feature {unknown[0]!r}; features: {', '.join(names)}")
+    if not features:
+        raise ConfigError(f"{where}: 'features' is empty; name at least one of {', '.join(names)}")
+    return x[:, [names.index(f) for f in features]], list(features)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -140,49 +229,72 @@ def _holdout(
 
 
 def _bundled(
-    name: str, loader: str, task: str, test_size: float, seed: int, standardize: bool, shape: list[int] | None = None
+    name: str,
+    loader: str,
+    task: str,
+    test_size: float,
+    seed: int,
+    standardize: bool,
+    shape: list[int] | None = None,
+    *,
+    drop_last: bool = False,
+    features: list[str] | None = None,
+    **scaling: Any,
 ) -> DataSplits:
     _check_test_size(test_size, name)
     bunch = getattr(_sklearn("datasets", name), loader)()
     x = np.asarray(bunch.data, dtype=np.float64)
     y = np.asarray(bunch.target)
+    if drop_last:  # the course's iris.data[:-1, :], iris.target[:-1]
+        x, y = x[:-1], y[:-1]
     classes = [str(c) for c in bunch.target_names] if task == "classification" else []
     if task == "classification":
         y = y.astype(np.int64)
+    x, names = _pick_features(x, [str(f) for f in bunch.feature_names], features, f"dataset '{name}'")
     return _holdout(
         name,
         x,
         y,
         task=task,
         classes=classes,
-        feature_names=[str(f) for f in bunch.feature_names],
+        feature_names=names,
         test_size=test_size,
         seed=seed,
         standardize=standardize,
-        shape=shape,
+        shape=shape if features is None else None,
         where=f"dataset '{name}'",
+        **scaling,
     )
 
 
 @register_dataset("iris")
-def iris(test_size: float = 0.25, seed: int = 0, standardize: bool = True) -> DataSplits:
+def iris(
+    test_size: float = 0.25, seed: int = 0, standardize: bool = True, stratify: bool = True, drop_last: bool = False
+) -> DataSplits:
     """Fisher's iris: 150 flowers, 4 features, 3 classes.
 
     Parameters
     ----------
     test_size : float
-        Fraction held out for testing (stratified).
+        Fraction held out for testing.
     seed : int
-        Seed of the split.
+        Seed of the split (scikit-learn's ``random_state``).
     standardize : bool
         Scale features to zero mean and unit variance using the training part's statistics.
+    stratify : bool
+        Keep the class proportions in both parts. The course's logistic regression did not (plain
+        ``train_test_split(test_size=0.33, random_state=42)``).
+    drop_last : bool
+        Drop the last flower, as the course did (``iris.data[:-1, :]``): 149 rows.
 
     Returns
     -------
     DataSplits
         x float32 (n, 4), y int64 (n,); no validation split.
     """
-    return _bundled("iris", "load_iris", "classification", test_size, seed, standardize)
+    return _bundled(
+        "iris", "load_iris", "classification", test_size, seed, standardize, drop_last=drop_last, stratify=stratify
+    )
 
 
 @register_dataset("wine")
@@ -204,9 +316,55 @@ def digits(test_size: float = 0.25, seed: int = 0, standardize: bool = True) -> 
 
 
 @register_dataset("diabetes")
-def diabetes(test_size: float = 0.25, seed: int = 0, standardize: bool = True) -> DataSplits:
-    """Diabetes progression (regression): 442 patients, 10 features. x float32 (n, 10), y float32 (n,)."""
-    return _bundled("diabetes", "load_diabetes", "regression", test_size, seed, standardize)
+def diabetes(
+    test_size: float = 0.25,
+    seed: int = 0,
+    standardize: bool = True,
+    features: list[str] | None = None,
+    min_abs_corr: float = 0.0,
+    max_features: int = 0,
+    minmax: bool = False,
+    scale_target: bool = False,
+) -> DataSplits:
+    """Diabetes progression one year on (regression): 442 patients, 10 features (age, sex, bmi, bp, s1..s6).
+
+    Parameters
+    ----------
+    test_size, seed, standardize
+        As for :func:`iris` (the split is not stratified: the target is a number).
+    features : list of str, optional
+        Use only these columns, in this order.
+    min_abs_corr : float
+        Keep the features whose |Pearson correlation| with the target on the training part exceeds this
+        (cookbook 3.5's feature choice, fitted without the test part); ``meta["correlations"]`` lists them all.
+        On the split test_size=0.3, seed=0: bmi 0.617, s5 0.603, bp 0.460, s4 0.452, s3 -0.424, s6 0.393, ...
+    max_features : int
+        Then keep at most this many, the most correlated first (0 = no limit); with ``min_abs_corr``, the
+        features are ordered by |correlation|.
+    minmax : bool
+        Scale features to [0, 1] with the training part's range (needs ``standardize = false``).
+    scale_target : bool
+        Scale the target to [0, 1] with the training part's range (for a sigmoid output); ``meta["target_scale"]``
+        holds the range to undo it.
+
+    Returns
+    -------
+    DataSplits
+        x float32 (n, d), y float32 (n,).
+    """
+    return _bundled(
+        "diabetes",
+        "load_diabetes",
+        "regression",
+        test_size,
+        seed,
+        standardize,
+        features=features,
+        min_abs_corr=min_abs_corr,
+        max_features=max_features,
+        minmax=minmax,
+        scale_target=scale_target,
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -303,6 +461,13 @@ def _numbers(values: list[str], path: str, lines: list[int], column: str) -> np.
             return arr
     except ValueError:
         pass
+    if not any(_is_number(v) for v in values if v.strip().lower() not in MISSING):
+        first = next((i for i, v in enumerate(values) if v.strip().lower() not in MISSING), None)
+        if first is not None:
+            raise DataError(
+                f"{_where(path, lines, first, column)}: the column holds text ({values[first]!r}), not numbers; "
+                "leave it out by listing the numeric feature columns in 'features', or encode it as numbers"
+            )
     for i, v in enumerate(values):
         s = v.strip()
         if s.lower() in MISSING:
@@ -377,14 +542,18 @@ def load_csv(
     if all(_is_number(c) for c in header):
         columns += " (the first row looks like data, but a header row naming the columns is required)"
     if target not in header:
-        raise DataError(f"{where}: no target column '{target}'; columns: {columns}")
+        near = [c for c in header if c.strip().lower() == target.strip().lower()]
+        hint = f" (did you mean '{near[0]}'? names are case-sensitive)" if near else ""
+        raise DataError(f"{where}: no target column '{target}'{hint}; columns: {columns}")
     if features is None:
         features = [c for c in header if c != target]
     else:
         features = list(features)
         for name in features:
             if name not in header:
-                raise DataError(f"{where}: no feature column '{name}'; columns: {columns}")
+                near = [c for c in header if c.strip().lower() == name.strip().lower()]
+                hint = f" (did you mean '{near[0]}'? names are case-sensitive)" if near else ""
+                raise DataError(f"{where}: no feature column '{name}'{hint}; columns: {columns}")
         if target in features:
             raise ConfigError(f"dataset 'csv': column '{target}' is both the target and a feature")
         dupes = sorted({c for c in features if features.count(c) > 1})
@@ -421,6 +590,11 @@ def load_csv(
 
     if task == "regression":
         y = numeric if numeric is not None else _numbers(raw, where, lines, target)
+        if len(y) > 1 and np.all(y == y[0]):
+            raise DataError(
+                f"{where}: target column '{target}' has a single value ({_label(y[0])}) in every row; "
+                "there is nothing to regress"
+            )
         return CsvTable(x, y, features, target, task, [], where)
 
     if numeric is not None:
@@ -484,4 +658,118 @@ def csv_file(
         standardize=standardize,
         where=table.path,
         extra={"files": [table.path], "target": table.target},
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Boston housing, from the user's copy of the cookbook's CSV file
+
+BOSTON_FILE = "boston_housing.csv"
+BOSTON_COLUMNS = ("CRIM", "ZN", "INDUS", "CHAS", "NOX", "RM", "AGE", "DIS", "RAD", "TAX", "PTRATIO", "B", "LSTAT")
+BOSTON_ALIASES = {"MV": "MEDV", "PT": "PTRATIO"}  # the cookbook bundle's file names these two columns MV and PT
+
+
+def _boston_file(path: str, data_dir: str | None) -> str:
+    """The Boston CSV: ``path`` when given, else the first of ``<data>/boston/``, ``<data>/`` and
+    ``<cache>/boston/`` that holds ``boston_housing.csv``; DataError saying where to put it otherwise."""
+    from .sources import cache_dir
+    from .sources import data_dir as user_data_dir
+
+    if path:
+        if not os.path.isfile(path):
+            raise DataError(f"dataset 'boston': {path}: no such file (data.path should name boston_housing.csv)")
+        return path
+    folders = []
+    user = user_data_dir(data_dir)
+    if user is not None:
+        folders += [user / "boston", user]
+    folders.append(cache_dir() / "boston")
+    for folder in folders:
+        if (folder / BOSTON_FILE).is_file():
+            return str(folder / BOSTON_FILE)
+    looked = ", ".join(f"{f}/" for f in folders)
+    raise DataError(
+        f"dataset 'boston': {BOSTON_FILE} not found (looked in {looked}); scikit-learn no longer ships Boston "
+        f"housing (load_boston was removed in 1.2), so provide the cookbook's file (506 rows, header "
+        f"CRIM,...,LSTAT,MEDV; Chapter02/{BOSTON_FILE} of PacktPublishing/TensorFlow-1x-Deep-Learning-Cookbook): "
+        f"pass data.path=<file>, or put it in $DEEPRECIPES_DATA/boston/ or {cache_dir() / 'boston'}/"
+    )
+
+
+@register_dataset("boston")
+def boston(
+    path: str = "",
+    data_dir: str | None = None,
+    test_size: float = 0.25,
+    seed: int = 0,
+    standardize: bool = True,
+    features: list[str] | None = None,
+    drop_censored: bool = False,
+    min_abs_corr: float = 0.0,
+    max_features: int = 0,
+    minmax: bool = False,
+    scale_target: bool = False,
+) -> DataSplits:
+    """Boston housing (Harrison & Rubinfeld 1978): 506 tracts, 13 features, target MEDV (median value, $1000s).
+
+    scikit-learn removed its copy (``load_boston``, 1.2), so this reads the cookbook's ``boston_housing.csv``
+    from ``path``, else from the data folder (``<data>/boston/`` or ``<data>/``) or ``<cache>/boston/``. Column
+    names are matched without regard to case; the bundle's ``MV`` and ``PT`` are read as ``MEDV`` and ``PTRATIO``.
+
+    Parameters
+    ----------
+    path : str
+        The CSV file (``data.path``).
+    data_dir : str, optional
+        Folder to look in before ``$DEEPRECIPES_DATA``.
+    test_size, seed, standardize, min_abs_corr, max_features, minmax, scale_target
+        As for :func:`diabetes`.
+    features : list of str, optional
+        Feature columns, e.g. the cookbook's ``["RM", "PTRATIO", "LSTAT"]`` (2.3, 3.5); default all 13.
+    drop_censored : bool
+        Drop the tracts whose MEDV is 50.0, the value the survey capped prices at (16 of 506). The cookbook (2.3)
+        replaced such rows by zeros instead, which trains on fake all-zero houses.
+
+    Returns
+    -------
+    DataSplits
+        x float32 (n, d), y float32 (n,) in $1000s (or [0, 1] with ``scale_target``).
+    """
+    _check_test_size(test_size, "boston")
+    where = _boston_file(path, data_dir)
+    header = _read_rows(where)[0]
+    canonical = {c: BOSTON_ALIASES.get(c.upper(), c.upper()) for c in header}
+    by_name = {v: k for k, v in canonical.items()}
+    if "MEDV" not in by_name:
+        raise DataError(f"{where}: no target column MEDV (or MV); columns: {', '.join(header)}")
+    if features is None:
+        wanted = [canonical[c] for c in header if canonical[c] != "MEDV"]
+    else:
+        wanted = [f.upper() for f in features]
+        for f in wanted:
+            if f not in by_name:
+                raise DataError(f"{where}: no feature column {f!r}; columns: {', '.join(header)}")
+    table = load_csv(where, by_name["MEDV"], [by_name[f] for f in wanted], task="regression")
+    x, y = table.x, table.y
+    dropped = 0
+    if drop_censored:
+        keep = y != 50.0
+        dropped = int((~keep).sum())
+        x, y = x[keep], y[keep]
+    return _holdout(
+        "boston",
+        x,
+        y,
+        task="regression",
+        classes=[],
+        feature_names=wanted,
+        test_size=test_size,
+        seed=seed,
+        standardize=standardize,
+        where=where,
+        extra={"files": [where], "target": "MEDV", "censored_dropped": dropped},
+        min_abs_corr=min_abs_corr,
+        max_features=max_features,
+        minmax=minmax,
+        scale_target=scale_target,
     )
