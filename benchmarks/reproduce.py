@@ -32,6 +32,11 @@ ALSO = {
     "sparse-autoencoder": ("test_activation",),
     "deep-autoencoder": ("test_pca_sse",),
     "sda-mnist": ("val_error",),
+    "linear-regression": ("a", "b"),
+    "multiple-linear-regression": ("test_r2", "ols_test_mse"),
+    "mlp-regression": ("test_r2", "test_rmse_original"),
+    "softmax-regression": ("val_accuracy",),
+    "siamese-mnist": ("test_verification_accuracy",),
 }
 
 
