@@ -75,3 +75,26 @@ def test_mlp_regression_recipe_short_run(tmp_path):
     assert 0.0 < m["test_r2"] < 1.0 and m["test_mse"] < 0.06
     assert "figures/predicted-vs-actual.png" in result.summary["figures"]
     assert (tmp_path / "figures" / "predicted-vs-actual.png").stat().st_size > 1000
+
+
+def test_books_separately_scaled_test_set_is_reproduced_on_request():
+    from sklearn.datasets import load_diabetes
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import MinMaxScaler
+
+    args = {**SPLIT, "standardize": False, "minmax": True, "scale_target": True, "features": ["bmi", "s5", "bp"]}
+    fixed = create_dataset("diabetes", **args)
+    leaky = create_dataset("diabetes", **args, scale_test_separately=True)
+    assert torch.equal(fixed.train.x, leaky.train.x) and torch.equal(fixed.train.y, leaky.train.y)
+    bunch = load_diabetes()
+    cols = [bunch.feature_names.index(f) for f in ("bmi", "s5", "bp")]
+    x_tr, x_te, y_tr, y_te = train_test_split(bunch.data[:, cols], bunch.target, test_size=0.3, random_state=0)
+    # the book: MinMaxScaler().fit_transform on the test part itself
+    assert np.allclose(leaky.test.x.numpy(), MinMaxScaler().fit_transform(x_te), atol=1e-6)
+    assert np.allclose(leaky.test.y.numpy(), MinMaxScaler().fit_transform(y_te[:, None])[:, 0], atol=1e-6)
+    assert np.allclose(fixed.test.x.numpy(), MinMaxScaler().fit(x_tr).transform(x_te), atol=1e-6)
+    assert leaky.meta["target_scale_test"] == {"min": float(y_te.min()), "max": float(y_te.max())}
+    assert "target_scale_test" not in fixed.meta
+    with pytest.raises(ConfigError, match="scale_test_separately .* needs minmax"):
+        create_dataset("diabetes", **SPLIT, scale_test_separately=True)
+    assert load_recipe("mlp-regression-cookbook").data.args["scale_test_separately"] is True

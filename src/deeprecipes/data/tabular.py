@@ -91,6 +91,7 @@ def _holdout(
     scale_target: bool = False,
     min_abs_corr: float = 0.0,
     max_features: int = 0,
+    scale_test_separately: bool = False,
 ) -> DataSplits:
     """Split (stratified for classification), scale with training statistics, and wrap as DataSplits.
 
@@ -116,8 +117,14 @@ def _holdout(
         part, exceeds this (0 keeps all); ``meta["correlations"]`` lists every feature's.
     max_features : int
         Regression: then keep at most this many, the most correlated first (0 = no limit).
+    scale_test_separately : bool
+        Reproduce cookbook 3.5's bug: min-max scale the test part (features, and the target with
+        ``scale_target``) with its OWN range instead of the training part's. This leaks the test set and puts the
+        two parts on different scales; ``meta["target_scale_test"]`` holds the test part's target range.
     """
     n = len(x)
+    if scale_test_separately and not minmax:
+        raise ConfigError(f"{where}: scale_test_separately reproduces a min-max scaling bug; it needs minmax = true")
     stratify_by = None
     if task == "classification" and stratify:
         counts = np.bincount(y, minlength=len(classes))
@@ -167,14 +174,23 @@ def _holdout(
         lo, hi = x_train.min(axis=0), x_train.max(axis=0)
         span = np.where(hi > lo, hi - lo, 1.0)
         x_train = (x_train - lo) / span
-        x_test = (x_test - lo) / span  # test values may fall a little outside [0, 1]
         extra["minmax"] = {"min": lo.tolist(), "max": hi.tolist()}
+        if scale_test_separately:  # the book's MinMaxScaler().fit_transform(X_test)
+            lo, hi = x_test.min(axis=0), x_test.max(axis=0)
+            span = np.where(hi > lo, hi - lo, 1.0)
+        x_test = (x_test - lo) / span  # test values may fall a little outside [0, 1]
     if scale_target:
         y = np.asarray(y, dtype=np.float64)
         lo_y, hi_y = float(y[train_idx].min()), float(y[train_idx].max())
         if hi_y == lo_y:
             raise DataError(f"{where}: the target has a single value ({lo_y}) in the training part")
+        y_test = (y[test_idx] - lo_y) / (hi_y - lo_y)
+        if scale_test_separately:  # the book's MinMaxScaler().fit_transform(y_test)
+            lo_t, hi_t = float(y[test_idx].min()), float(y[test_idx].max())
+            y_test = (y[test_idx] - lo_t) / max(hi_t - lo_t, 1e-12)
+            extra["target_scale_test"] = {"min": lo_t, "max": hi_t}
         y = (y - lo_y) / (hi_y - lo_y)
+        y[test_idx] = y_test
         extra["target_scale"] = {"min": lo_y, "max": hi_y}
     if standardize:
         mean = x_train.mean(axis=0)
@@ -325,6 +341,7 @@ def diabetes(
     max_features: int = 0,
     minmax: bool = False,
     scale_target: bool = False,
+    scale_test_separately: bool = False,
 ) -> DataSplits:
     """Diabetes progression one year on (regression): 442 patients, 10 features (age, sex, bmi, bp, s1..s6).
 
@@ -346,6 +363,8 @@ def diabetes(
     scale_target : bool
         Scale the target to [0, 1] with the training part's range (for a sigmoid output); ``meta["target_scale"]``
         holds the range to undo it.
+    scale_test_separately : bool
+        Cookbook 3.5's bug, for the faithful recipe: the test part is min-max scaled with its own range.
 
     Returns
     -------
@@ -364,6 +383,7 @@ def diabetes(
         max_features=max_features,
         minmax=minmax,
         scale_target=scale_target,
+        scale_test_separately=scale_test_separately,
     )
 
 

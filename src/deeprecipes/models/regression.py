@@ -34,8 +34,11 @@ def predictions(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> to
     return out.reshape(len(x), -1)
 
 
-def _unscale(values: torch.Tensor, data: Any) -> tuple[torch.Tensor, str]:
-    scale = getattr(data, "meta", {}).get("target_scale")
+def _unscale(values: torch.Tensor, data: Any, part: str = "train") -> tuple[torch.Tensor, str]:
+    meta = getattr(data, "meta", {})
+    scale = meta.get("target_scale")
+    if part == "test" and meta.get("target_scale_test"):  # cookbook 3.5's separately scaled test set
+        scale = meta["target_scale_test"]
     if not scale:
         return values, ""
     return values * (scale["max"] - scale["min"]) + scale["min"], " (original units)"
@@ -53,8 +56,8 @@ def save_predicted_vs_actual(model: nn.Module, data: Any, path: Path, title: str
         split = getattr(data, part, None)
         if split is None or split.y is None:
             continue
-        pred, units = _unscale(predictions(model, split.x)[:, 0], data)
-        actual, _ = _unscale(split.y.reshape(len(split.y), -1)[:, 0].float(), data)
+        pred, units = _unscale(predictions(model, split.x)[:, 0], data, part)
+        actual, _ = _unscale(split.y.reshape(len(split.y), -1)[:, 0].float(), data, part)
         ax.scatter(actual.numpy(), pred.numpy(), s=size, color=colour, alpha=0.7, label=f"{part} ({len(actual)})")
         lo = min(lo, float(actual.min()), float(pred.min()))
         hi = max(hi, float(actual.max()), float(pred.max()))
@@ -75,8 +78,8 @@ def scaled_metrics(model: Regressor, data: Any, metrics: dict[str, float]) -> di
     test = getattr(data, "test", None)
     if not scale or test is None or test.y is None:
         return metrics
-    pred, _ = _unscale(predictions(model, test.x), data)
-    y, _ = _unscale(test.y.reshape(pred.shape).float(), data)
+    pred, _ = _unscale(predictions(model, test.x), data, "test")
+    y, _ = _unscale(test.y.reshape(pred.shape).float(), data, "test")
     err = pred - y
     return {
         **metrics,
