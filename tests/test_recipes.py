@@ -15,6 +15,10 @@ MORE_STEPS = {
     "lstm-mnist-28": {"train.max_steps": 600},  # TF's RMSProp starts slowly (accumulator at 1)
     "conv-denoising-autoencoder": {"train.max_steps": 60},  # slow steps; 60 halve the loss
     # layer-wise pretraining: one epoch per layer on 10,000 images
+    # the big CNNs: a few dozen steps already halve the loss
+    "cnn-mnist-course": {"train.max_steps": 60},
+    "cnn-mnist-experts": {"train.max_steps": 60},
+    "cnn-mnist-cookbook": {"train.max_steps": 60},
     "mlp-backprop": {"train.max_steps": 500},  # batches of 10: 200 steps reach only 49% test accuracy
     "mlp-backprop-autograd": {"train.max_steps": 500},
     "mlp-mnist-dlt": {"train.max_steps": 600},  # SGD 0.01 on batches of 20 learns slowly

@@ -350,7 +350,13 @@ def _pretrain(
 
 
 def _figures(
-    cfg: RecipeConfig, run_dir: Path, model: Any, sample: Any, data: Any = None, out: Path | None = None
+    cfg: RecipeConfig,
+    run_dir: Path,
+    model: Any,
+    sample: Any,
+    data: Any = None,
+    out: Path | None = None,
+    report: dict[str, Any] | None = None,
 ) -> list[str]:
     """Reconstructions, learned filters, training curves (per pretrained layer too) and, for a 2-unit code, the test
     set in code space coloured by label; PNGs in ``out`` (default ``run_dir/figures``)."""
@@ -375,7 +381,8 @@ def _figures(
     for name, path, title in logs:
         if path.exists() and path.stat().st_size:
             written.append(save_curves(path, fig_dir / f"{name}.png", title=title))
-    report = _class_report(model, data)
+    if report is None:
+        report = _class_report(model, data, cfg.train.eval_subset)
     if report:
         written.append(
             save_confusion(
@@ -418,9 +425,10 @@ def _figures_to_tensorboard(run_dir: Path, figures: Sequence[str], step: int) ->
             writer.add_image(f"figures/{path.stem}", img, step, dataformats="HWC")
 
 
-def _class_report(model: Any, data: Any) -> dict[str, Any]:
+def _class_report(model: Any, data: Any, limit: int = 0) -> dict[str, Any]:
     """Confusion matrix (rows: true class, columns: predicted) and per-class accuracy of a classifier on the test
-    split; empty for models that are not classifiers or data without labels."""
+    split (its first ``limit`` samples when ``train.eval_subset`` is set); empty for models that are not
+    classifiers or data without labels."""
     import torch
 
     from .models.base import Classifier
@@ -428,6 +436,7 @@ def _class_report(model: Any, data: Any) -> dict[str, Any]:
     test = getattr(data, "test", None)
     if not isinstance(model, Classifier) or test is None or test.y is None or test.y.is_floating_point():
         return {}
+    test = test.subset(limit)
     device = next(model.parameters()).device
     model.eval()
     with torch.no_grad():
@@ -500,7 +509,8 @@ def _execute(
 
     final = {k: v for k, v in (history[-1] if history else {}).items() if k not in ("epoch", "step", "lr")}
     final.update(model.reference_metrics(parts["data"]))
-    figures = _figures(cfg, run_dir, model, parts["sample"], parts["data"])
+    report = _class_report(model, parts["data"], cfg.train.eval_subset)
+    figures = _figures(cfg, run_dir, model, parts["sample"], parts["data"], report=report)
     if cfg.train.images:
         _figures_to_tensorboard(run_dir, figures, engine.step_count)
     data = parts["data"]
@@ -525,7 +535,7 @@ def _execute(
         "device": _device_info(parts["device"]),
         "versions": _versions(),
         "figures": figures,
-        "classes": {k: v for k, v in _class_report(model, data).items() if k != "accuracy"},
+        "classes": {k: v for k, v in report.items() if k != "accuracy"},
         "config": cfg.to_dict(),
     }
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
