@@ -36,6 +36,7 @@ ALSO = {
     "multiple-linear-regression": ("test_r2", "ols_test_mse"),
     "mlp-regression": ("test_r2", "test_rmse_original"),
     "softmax-regression": ("val_accuracy",),
+    "mlp-mnist-dlt-fast": ("val_error",),
     "siamese-mnist": ("test_verification_accuracy",),
 }
 
