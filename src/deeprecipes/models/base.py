@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+
 if TYPE_CHECKING:
     from ..training.engine import Engine
 
@@ -113,8 +115,15 @@ class Regressor(Model):
     RMSE and R^2 on the test split (R^2 = 1 - SSE / SST, SST around the test targets' own mean).
     """
 
+    LOSSES: ClassVar[tuple[str, ...]] = ("mse", "l1", "huber")
     loss: str = "mse"
     huber_delta: float = 1.0
+
+    def set_loss(self, loss: str, huber_delta: float, model_name: str) -> None:
+        """Check and keep the loss choice; a bad name is a ConfigError naming the model."""
+        if loss not in self.LOSSES:
+            raise ConfigError(f"model '{model_name}' loss must be 'mse', 'l1' or 'huber'; got {loss!r}")
+        self.loss, self.huber_delta = loss, huber_delta
 
     def _targets(self, y: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
         return y.reshape(pred.shape).to(pred.dtype)
@@ -130,7 +139,7 @@ class Regressor(Model):
         elif self.loss == "huber":
             loss = nn.functional.huber_loss(pred, y, delta=self.huber_delta)
         else:
-            raise ValueError(f"loss must be 'mse', 'l1' or 'huber', got {self.loss!r}")
+            raise ConfigError(f"loss must be 'mse', 'l1' or 'huber'; got {self.loss!r}")
         return loss, {}
 
     def eval_step(self, batch: Batch) -> dict[str, torch.Tensor]:

@@ -97,9 +97,8 @@ class LinearRegression(Regressor):
         snapshot_every: int = 0,
     ) -> None:
         super().__init__()
-        if loss not in ("mse", "l1", "huber"):
-            raise ConfigError(f"model 'linear-regression' loss must be 'mse', 'l1' or 'huber'; got {loss!r}")
-        self.n_inputs, self.loss, self.huber_delta, self.snapshot_every = n_inputs, loss, huber_delta, snapshot_every
+        self.set_loss(loss, huber_delta, "linear-regression")
+        self.n_inputs, self.snapshot_every = n_inputs, snapshot_every
         self.linear = nn.Linear(n_inputs, n_outputs)
         _init_linear(self.linear, init, std, weight, bias, "linear-regression")
         self.snapshots: list[tuple[int, float, float]] = []  # (step, a, b)

@@ -123,9 +123,8 @@ class MLPRegressor(Regressor):
                 raise ConfigError(
                     f"model 'mlp-regressor' {name} must be one of {', '.join(ACTIVATIONS)}; got {value!r}"
                 )
-        if loss not in ("mse", "l1", "huber"):
-            raise ConfigError(f"model 'mlp-regressor' loss must be 'mse', 'l1' or 'huber'; got {loss!r}")
-        self.n_inputs, self.loss, self.huber_delta = n_inputs, loss, huber_delta
+        self.set_loss(loss, huber_delta, "mlp-regressor")
+        self.n_inputs = n_inputs
         layers: list[nn.Module] = []
         sizes = [n_inputs, *hidden]
         for a, b in zip(sizes[:-1], sizes[1:]):
