@@ -23,6 +23,7 @@ _LAZY = {
     "evaluate": "deeprecipes.runner",
     "figures": "deeprecipes.runner",
     "tune": "deeprecipes.tuning",
+    "sample": "deeprecipes.models.language",
     "pretrain": "deeprecipes.training.layerwise",
     "RunResult": "deeprecipes.runner",
     "create_model": "deeprecipes.registry",

@@ -7,6 +7,7 @@
     deeprecipes resume RUN_DIR
     deeprecipes activations [--out FILE]
     deeprecipes tune NAME --grid key=v1,v2 [--grid ...] [--random N --seed S] [--metric M] [--out DIR]
+    deeprecipes sample RUN_DIR [--prime TEXT] [--temperature T] [--length N] [--seed S] [--best]
 
 Errors a user can cause print one line, ``error: ...``, and exit with status 2.
 """
@@ -76,6 +77,14 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("resume", help="continue a run that was stopped or killed")
     s.add_argument("run_dir")
     s.add_argument("--data-dir")
+
+    s = sub.add_parser("sample", help="generate text from a saved language-model run")
+    s.add_argument("run_dir")
+    s.add_argument("--prime", default="", help="text the model reads before generating (default: none)")
+    s.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; 0 = most likely token")
+    s.add_argument("--length", type=int, default=500, help="tokens (characters or words) to generate")
+    s.add_argument("--seed", type=int, default=0, help="seed of the random draws (default 0)")
+    s.add_argument("--best", action="store_true", help="use the best checkpoint instead of the latest")
 
     s = sub.add_parser("tune", help="search hyperparameters: one run per grid point or random draw, ranked")
     s.add_argument("name")
@@ -225,6 +234,18 @@ def _dispatch(args: argparse.Namespace) -> None:
         print(save_activations(args.out, x_min=args.range[0], x_max=args.range[1]))
     elif args.command == "tune":
         _cmd_tune(args)
+    elif args.command == "sample":
+        from .models.language import sample
+
+        text = sample(
+            args.run_dir,
+            prime=args.prime,
+            temperature=args.temperature,
+            length=args.length,
+            seed=args.seed,
+            which="best" if args.best else "latest",
+        )
+        print(text)
     elif args.command == "eval":
         from .runner import evaluate
 

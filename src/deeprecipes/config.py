@@ -208,6 +208,7 @@ class ScheduleConfig:
     gamma: float = _f(1.0, "decay factor per period (exponential, step)", min=0.0, max=1.0)
     every: int = _f(0, "period in steps; 0 = one epoch", min=0)
     staircase: bool = _f(True, "decay in whole periods (exponential)")
+    delay: int = _f(0, "periods at the full rate before the decay starts (exponential, step)", min=0)
     min_factor: float = _f(0.0, "final factor (cosine)", min=0.0, max=1.0)
     warmup_steps: int = _f(0, "linear warm-up from 0 over this many steps", min=0)
 

@@ -285,7 +285,12 @@ def _bundled(
 
 @register_dataset("iris")
 def iris(
-    test_size: float = 0.25, seed: int = 0, standardize: bool = True, stratify: bool = True, drop_last: bool = False
+    test_size: float = 0.25,
+    seed: int = 0,
+    standardize: bool = True,
+    stratify: bool = True,
+    drop_last: bool = False,
+    features: list[str] | None = None,
 ) -> DataSplits:
     """Fisher's iris: 150 flowers, 4 features, 3 classes.
 
@@ -302,14 +307,25 @@ def iris(
         ``train_test_split(test_size=0.33, random_state=42)``).
     drop_last : bool
         Drop the last flower, as the course did (``iris.data[:-1, :]``): 149 rows.
+    features : list of str, optional
+        Keep only these columns, by scikit-learn's names (``"sepal length (cm)"``, ``"sepal width (cm)"``,
+        ``"petal length (cm)"``, ``"petal width (cm)"``); all four by default.
 
     Returns
     -------
     DataSplits
-        x float32 (n, 4), y int64 (n,); no validation split.
+        x float32 (n, 4 or len(features)), y int64 (n,); no validation split.
     """
     return _bundled(
-        "iris", "load_iris", "classification", test_size, seed, standardize, drop_last=drop_last, stratify=stratify
+        "iris",
+        "load_iris",
+        "classification",
+        test_size,
+        seed,
+        standardize,
+        drop_last=drop_last,
+        stratify=stratify,
+        features=features,
     )
 
 

@@ -204,3 +204,23 @@ class _TorchEstimator(TransformerMixin, ClassNamePrefixFeaturesOutMixin, BaseEst
             tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.input_tags.positive_only = self._unit_interval_only()
         return tags
+
+
+class _SoftmaxOutputs:
+    """``predict``, ``predict_proba`` and ``predict_log_proba`` of a classifier estimator whose ``model_`` returns
+    class logits (listed before :class:`_TorchEstimator` among the bases)."""
+
+    classes_: np.ndarray
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities (n_samples, n_classes), columns in the order of ``classes_``."""
+        return self._apply(lambda model, x: torch.softmax(model(x), dim=1), self._validated(X))
+
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        """Log of :meth:`predict_proba` (computed as a log-softmax)."""
+        return self._apply(lambda model, x: torch.log_softmax(model(x), dim=1), self._validated(X))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most probable label of each row."""
+        best = self._apply(lambda model, x: model(x).argmax(1), self._validated(X))
+        return self.classes_[best.astype(np.intp)]

@@ -56,6 +56,7 @@ from ._base import (
     _check_real,
     _check_sizes,
     _check_unit_interval,
+    _SoftmaxOutputs,
     _TorchEstimator,
 )
 
@@ -499,7 +500,7 @@ class StackedDenoisingAutoencoder(_BaseAutoencoder, _StackedBase):
         return model.stack.decode(z)
 
 
-class StackedDenoisingClassifier(ClassifierMixin, _StackedBase):
+class StackedDenoisingClassifier(ClassifierMixin, _SoftmaxOutputs, _StackedBase):
     """deeplearning.net's SdA classifier: a stacked denoising autoencoder pretrained layer by layer, a softmax layer
     on its top code, and supervised fine-tuning of everything with cross-entropy.
 
@@ -570,19 +571,6 @@ class StackedDenoisingClassifier(ClassifierMixin, _StackedBase):
         self.model_.check_data(x)
         labels = torch.as_tensor(codes.reshape(-1), dtype=torch.long, device=x.device)
         return self._pretrain(self.model_, x, seed) + self._finetune(self.model_, (x, labels), seed)
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities (n_samples, n_classes), columns in the order of ``classes_``."""
-        return self._apply(lambda model, x: torch.softmax(model(x), dim=1), self._validated(X))
-
-    def predict_log_proba(self, X: Any) -> np.ndarray:
-        """Log of :meth:`predict_proba` (computed as a log-softmax)."""
-        return self._apply(lambda model, x: torch.log_softmax(model(x), dim=1), self._validated(X))
-
-    def predict(self, X: Any) -> np.ndarray:
-        """The most probable label of each row."""
-        best = self._apply(lambda model, x: model(x).argmax(1), self._validated(X))
-        return self.classes_[best.astype(np.intp)]
 
 
 # ----------------------------------------------------------------------------------------------------------------

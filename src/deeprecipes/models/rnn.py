@@ -1,9 +1,13 @@
-"""Recurrent classifiers. First: the row-by-row MNIST LSTM of the course lab and blogs 000/001.
+"""Recurrent classifiers and the sequence shapes. First: the row-by-row MNIST LSTM of the course lab and blogs 000/001.
 
 Each 28x28 image is a sequence of 28 rows of 28 pixels; an LSTM reads them and a linear layer classifies its
 output at the last step. Initialised as TensorFlow 1's ``BasicLSTMCell`` was: Glorot-uniform kernel over the
 concatenated [input, hidden] -> 4*hidden matrix, zero biases, and ``forget_bias`` added to the forget gate (here
 put into the forget-gate bias, where torch keeps it trainable).
+
+Then the shapes of the cookbook's 6.6 over 0-padded token sequences of varying length, with any cell of
+:func:`deeprecipes.models.cells.make_rnn`: many-to-one (:class:`SequenceClassifier`), many-to-many of the same length
+(:class:`SequenceTagger`) and encoder-decoder (:class:`EncoderDecoder`).
 """
 
 from __future__ import annotations
@@ -14,9 +18,18 @@ import torch
 from torch import nn
 
 from ..registry import register_model
-from .base import Classifier
+from .base import Classifier, Model
 
-__all__ = ["LSTMClassifier", "lstm_classifier"]
+__all__ = [
+    "LSTMClassifier",
+    "lstm_classifier",
+    "SequenceClassifier",
+    "SequenceTagger",
+    "EncoderDecoder",
+    "rnn_sequence_classifier",
+    "rnn_sequence_tagger",
+    "rnn_encoder_decoder",
+]
 
 
 class LSTMClassifier(Classifier):
@@ -78,3 +91,240 @@ def lstm_classifier(
 ) -> LSTMClassifier:
     """Row-by-row sequence classifier (course lab / blog 001: 128 units; blog 000: 28 units)."""
     return LSTMClassifier(input_size, hidden_size, num_layers, num_classes, forget_bias, readout_std)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# sequence shapes (cookbook 6.6, Karpathy's figure): many-to-one, many-to-many of the same length, encoder-decoder.
+# Inputs are token ids (batch, steps) padded with 0 at the end; lengths are where the padding starts, and padded steps
+# never reach the state (packed sequences, or the peephole LSTM's mask).
+
+
+def _lengths(x: torch.Tensor) -> torch.Tensor:
+    return (x != 0).sum(1)
+
+
+def _final_hidden(state: torch.Tensor | tuple[torch.Tensor, torch.Tensor], bidirectional: bool) -> torch.Tensor:
+    """Last layer's final hidden state (both directions concatenated) -> (batch, hidden * directions)."""
+    h = state[0] if isinstance(state, tuple) else state
+    return torch.cat([h[-2], h[-1]], 1) if bidirectional else h[-1]
+
+
+class SequenceClassifier(Classifier):
+    """Many-to-one: embed the tokens, run the recurrent stack to each sequence's own end, classify its final state.
+
+    Parameters
+    ----------
+    vocab_size, embed_size : int
+        Token ids 0..vocab_size-1, 0 being padding.
+    cell : {"rnn", "lstm", "gru", "peephole-lstm"}
+    hidden_size, num_layers : int
+    bidirectional : bool
+    dropout : float
+        Between stacked layers.
+    num_classes : int
+    """
+
+    def __init__(
+        self,
+        vocab_size: int = 12,
+        embed_size: int = 16,
+        cell: str = "lstm",
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        num_classes: int = 10,
+    ) -> None:
+        super().__init__()
+        from .cells import make_rnn
+
+        self.bidirectional = bidirectional
+        self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=0)
+        self.rnn = make_rnn(cell, embed_size, hidden_size, num_layers, dropout, bidirectional)
+        self.readout = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x int64 (batch, steps), 0-padded -> logits (batch, num_classes)."""
+        from .cells import run_rnn
+
+        x = x.long()
+        _, state = run_rnn(self.rnn, self.embedding(x), _lengths(x))
+        return self.readout(_final_hidden(state, self.bidirectional))
+
+
+class SequenceTagger(Model):
+    """Many-to-many, same length: one class per input step (0 = padding, not scored).
+
+    Evaluation reports per-sequence ``loss`` and ``accuracy``, each the mean over the sequence's own steps.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int = 12,
+        embed_size: int = 16,
+        cell: str = "gru",
+        hidden_size: int = 64,
+        num_layers: int = 2,
+        bidirectional: bool = True,
+        dropout: float = 0.0,
+        num_classes: int = 12,
+    ) -> None:
+        super().__init__()
+        from .cells import make_rnn
+
+        self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=0)
+        self.rnn = make_rnn(cell, embed_size, hidden_size, num_layers, dropout, bidirectional)
+        self.readout = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x int64 (batch, steps) -> logits (batch, steps, num_classes)."""
+        from .cells import run_rnn
+
+        x = x.long()
+        out, _ = run_rnn(self.rnn, self.embedding(x), _lengths(x))
+        return self.readout(out)
+
+    def _scores(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x, y = batch[0].long(), batch[1].long()
+        logits = self(x).float()
+        mask = (x != 0).float()
+        ce = nn.functional.cross_entropy(logits.transpose(1, 2), y, reduction="none")
+        return ce * mask, (logits.argmax(2) == y).float() * mask, mask
+
+    def compute_loss(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        ce, right, mask = self._scores(batch)
+        n = mask.sum().clamp(min=1)
+        return ce.sum() / n, {"accuracy": right.sum() / n}
+
+    def eval_step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        ce, right, mask = self._scores(batch)
+        n = mask.sum(1).clamp(min=1)
+        return {"loss": ce.sum(1) / n, "accuracy": right.sum(1) / n}
+
+
+class EncoderDecoder(Model):
+    """Encoder-decoder (unsynced many-to-many): the encoder's final state starts a decoder that writes the target
+    sequence, fed the previous target token while training (teacher forcing) and its own output when decoding.
+
+    Targets ``y`` (batch, out_steps) end with ``eos`` and are 0-padded after it. The decoder reads token ``go``
+    first. Evaluation reports per-sequence ``loss`` (teacher-forced, mean over the target's own tokens),
+    ``accuracy`` (per token) and ``sequence_accuracy`` of greedy decoding (every token up to ``eos`` right).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int = 13,
+        embed_size: int = 16,
+        cell: str = "lstm",
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        eos: int = 11,
+        go: int = 12,
+    ) -> None:
+        super().__init__()
+        from .cells import make_rnn
+
+        self.eos, self.go = eos, go
+        self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=0)
+        self.encoder = make_rnn(cell, embed_size, hidden_size, num_layers, dropout)
+        self.decoder = make_rnn(cell, embed_size, hidden_size, num_layers, dropout)
+        self.readout = nn.Linear(hidden_size, vocab_size)
+
+    def encode_state(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """x (batch, steps) -> the encoder's final state (the decoder's initial state)."""
+        from .cells import run_rnn
+
+        x = x.long()
+        return run_rnn(self.encoder, self.embedding(x), _lengths(x))[1]
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits (batch, out_steps, vocab) for targets y."""
+        from .cells import run_rnn
+
+        y = y.long()
+        prev = torch.cat([torch.full_like(y[:, :1], self.go), y[:, :-1]], 1)
+        out, _ = run_rnn(self.decoder, self.embedding(prev), state=self.encode_state(x))
+        return self.readout(out)
+
+    @torch.no_grad()
+    def decode(self, x: torch.Tensor, steps: int) -> torch.Tensor:
+        """Greedy decoding of ``steps`` tokens (batch, steps)."""
+        from .cells import run_rnn
+
+        state = self.encode_state(x)
+        tok = torch.full((x.shape[0], 1), self.go, dtype=torch.int64, device=x.device)
+        out = []
+        for _ in range(steps):
+            h, state = run_rnn(self.decoder, self.embedding(tok), state=state)
+            tok = self.readout(h).argmax(2)
+            out.append(tok)
+        return torch.cat(out, 1)
+
+    def _ce(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = batch[0], batch[1].long()
+        logits = self(x, y).float()
+        mask = (y != 0).float()
+        return nn.functional.cross_entropy(logits.transpose(1, 2), y, reduction="none") * mask, mask
+
+    def compute_loss(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        ce, mask = self._ce(batch)
+        return ce.sum() / mask.sum().clamp(min=1), {}
+
+    def eval_step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        ce, mask = self._ce(batch)
+        y = batch[1].long()
+        n = mask.sum(1).clamp(min=1)
+        right = (self.decode(batch[0], y.shape[1]) == y).float() * mask
+        return {
+            "loss": ce.sum(1) / n,
+            "accuracy": right.sum(1) / n,
+            "sequence_accuracy": (right.sum(1) == mask.sum(1)).float(),
+        }
+
+
+@register_model("rnn-sequence-classifier")
+def rnn_sequence_classifier(
+    vocab_size: int = 12,
+    embed_size: int = 16,
+    cell: str = "lstm",
+    hidden_size: int = 64,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    dropout: float = 0.0,
+    num_classes: int = 10,
+) -> SequenceClassifier:
+    """Many-to-one classifier over 0-padded token sequences of any length."""
+    return SequenceClassifier(
+        vocab_size, embed_size, cell, hidden_size, num_layers, bidirectional, dropout, num_classes
+    )
+
+
+@register_model("rnn-sequence-tagger")
+def rnn_sequence_tagger(
+    vocab_size: int = 12,
+    embed_size: int = 16,
+    cell: str = "gru",
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    bidirectional: bool = True,
+    dropout: float = 0.0,
+    num_classes: int = 12,
+) -> SequenceTagger:
+    """Many-to-many tagger (one class per step), stacked and bidirectional by default."""
+    return SequenceTagger(vocab_size, embed_size, cell, hidden_size, num_layers, bidirectional, dropout, num_classes)
+
+
+@register_model("rnn-encoder-decoder")
+def rnn_encoder_decoder(
+    vocab_size: int = 13,
+    embed_size: int = 16,
+    cell: str = "lstm",
+    hidden_size: int = 128,
+    num_layers: int = 1,
+    dropout: float = 0.0,
+    eos: int = 11,
+    go: int = 12,
+) -> EncoderDecoder:
+    """Encoder-decoder over token sequences (teacher forcing in training, greedy decoding in evaluation)."""
+    return EncoderDecoder(vocab_size, embed_size, cell, hidden_size, num_layers, dropout, eos, go)

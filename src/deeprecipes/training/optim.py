@@ -118,6 +118,7 @@ def lr_factor(
     gamma: float = 1.0,
     every: int = 0,
     staircase: bool = True,
+    delay: int = 0,
     min_factor: float = 0.0,
     warmup_steps: int = 0,
 ) -> float:
@@ -126,15 +127,16 @@ def lr_factor(
     exponential: ``gamma ** (step / period)`` (whole periods when ``staircase``), TF's ``exponential_decay``;
     step: ``gamma ** (step // period)``; cosine: from 1 down to ``min_factor`` over ``total_steps``;
     warm-up: a linear ramp over the first ``warmup_steps`` multiplies any of them. ``period`` is ``every`` steps,
-    or one epoch when ``every`` is 0.
+    or one epoch when ``every`` is 0. ``delay`` periods pass at the full rate before exponential or step decay
+    starts (TF PTB: ``0.5 ** max(epoch - 4, 0)`` is ``gamma=0.5, delay=4``).
     """
     period = every or steps_per_epoch
     if name == "constant":
         f = 1.0
     elif name == "exponential":
-        f = gamma ** (step // period if staircase else step / period)
+        f = gamma ** max((step // period if staircase else step / period) - delay, 0)
     elif name == "step":
-        f = gamma ** (step // period)
+        f = gamma ** max(step // period - delay, 0)
     elif name == "cosine":
         t = min(step, total_steps) / max(total_steps, 1)
         f = min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * t))

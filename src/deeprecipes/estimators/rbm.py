@@ -1,0 +1,286 @@
+"""scikit-learn estimator for restricted Boltzmann machines: fit, transform, score_samples, gibbs, in pipelines.
+
+:class:`RBM` trains deeprecipes' :class:`deeprecipes.models.rbm.RBM` on the one training engine with persistent
+contrastive divergence by default, as ``sklearn.neural_network.BernoulliRBM`` does (CD-k, Gaussian visible units,
+momentum, weight decay and a sparsity target are settings)::
+
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from deeprecipes.estimators import RBM
+
+    pipe = make_pipeline(RBM(n_components=100, lr=0.06, epochs=20), LogisticRegression())
+    pipe.fit(X_train, y_train).score(X_test, y_test)  # X in [0, 1]
+
+``transform`` gives p(h = 1 | v); ``score_samples`` the pseudo-log-likelihood of each row (one random feature flipped,
+as scikit-learn's, seeded by ``random_state``) for Bernoulli units, minus the free energy (the unnormalised log
+density) for Gaussian ones. Training runs in float32; inference on a float64 copy of the model.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+
+from ..data.batches import Batches
+from ..errors import ConfigError
+from ..models import rbm as _rbm
+from ..training.engine import Engine
+from ..training.optim import build_optimizer
+from ._base import _check_choice, _check_int, _check_real, _check_unit_interval, _TorchEstimator
+
+__all__ = ["RBM", "GaussianRBM", "DataRangeWarning"]
+
+
+class DataRangeWarning(UserWarning):
+    """X is outside the range the visible units model (values above 1 for binary units): it was clipped."""
+
+
+class RBM(_TorchEstimator):
+    """Restricted Boltzmann machine with binary hidden units (scikit-learn API).
+
+    Parameters
+    ----------
+    n_components : int
+        Hidden units (the size of ``transform``'s output).
+    visible : {"bernoulli", "gaussian"}
+        Binary visible units (X in [0, 1], read as probabilities) or unit-variance Gaussian ones (X standardized:
+        zero mean, unit variance per feature, e.g. after ``StandardScaler``).
+    k : int
+        Gibbs steps per update.
+    persistent : bool
+        Persistent CD (scikit-learn's "stochastic maximum likelihood") with ``batch_size`` chains; else CD-k.
+    lr : float
+        Learning rate on the batch-mean gradient (scikit-learn's ``learning_rate``).
+    optimizer : str
+        "sgd" (scikit-learn), "momentum" (momentum 0.9), ... (:data:`deeprecipes.training.optim.OPTIMIZERS`).
+    weight_decay : float
+        L2 penalty ``weight_decay * sum W**2`` on the weights (not the biases), Hinton's practical guide.
+    sparsity_target, sparsity_cost : float
+        Push each hidden unit's mean activation towards ``sparsity_target`` (cost 0 = off).
+    init_std : float
+        Weights ~ N(0, init_std^2) (scikit-learn: 0.01).
+    epochs : int
+        Passes over X (scikit-learn's ``n_iter``).
+    batch_size : int
+    random_state : int, RandomState or None
+        Seeds the weights, the batch order, the Gibbs sampling and ``score_samples``' flipped features.
+    device : str
+    verbose : bool
+        Print one line per epoch.
+
+    Attributes
+    ----------
+    model_ : deeprecipes.models.rbm.RBM
+    components_ : ndarray (n_components, n_features_in_)
+        The weights, as in scikit-learn.
+    intercept_hidden_, intercept_visible_ : ndarray
+    n_features_in_ : int
+    history_ : list of dict
+        The engine's epoch logs (``train_loss``: the free-energy difference between data and model samples).
+    """
+
+    def __init__(
+        self,
+        n_components: int = 256,
+        visible: str = "bernoulli",
+        k: int = 1,
+        persistent: bool = True,
+        lr: float = 0.1,
+        optimizer: str = "sgd",
+        weight_decay: float = 0.0,
+        sparsity_target: float = 0.0,
+        sparsity_cost: float = 0.0,
+        init_std: float = 0.01,
+        epochs: int = 10,
+        batch_size: int = 10,
+        random_state: Any = None,
+        device: str = "cpu",
+        verbose: bool = False,
+    ) -> None:
+        self.n_components = n_components
+        self.visible = visible
+        self.k = k
+        self.persistent = persistent
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.sparsity_target = sparsity_target
+        self.sparsity_cost = sparsity_cost
+        self.init_std = init_std
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    # -- checks ---------------------------------------------------------------------------------------------------
+    def _check_params(self) -> None:
+        self._check_common()
+        _check_int(self.n_components, "n_components", 1)
+        _check_choice(self.visible, "visible", _rbm.VISIBLE)
+        _check_int(self.k, "k", 1)
+        if not isinstance(self.persistent, bool | np.bool_):
+            raise TypeError(f"persistent must be a bool, got {self.persistent!r}")
+        _check_real(self.weight_decay, "weight_decay", 0.0)
+        _check_real(self.sparsity_target, "sparsity_target", 0.0, 1.0, include_boundaries="left")
+        _check_real(self.sparsity_cost, "sparsity_cost", 0.0)
+        if self.sparsity_cost > 0 and self.sparsity_target <= 0:
+            raise ValueError("sparsity_cost > 0 needs a sparsity_target in (0, 1)")
+        _check_real(self.init_std, "init_std", 0.0, include_boundaries="neither")
+        _check_int(self.epochs, "epochs", 1)
+
+    def _unit_interval_only(self) -> bool:
+        return self.visible == "bernoulli"
+
+    def _check_X(self, X: np.ndarray) -> None:
+        if self.visible == "bernoulli":
+            lo, hi = float(X.min()), float(X.max())
+            if lo < 0.0:
+                _check_unit_interval(X, "visible='bernoulli' (binary units, X read as probabilities)")
+            if hi > 1.0 + 1e-6:  # rounding of a MinMaxScaler is fine
+                warnings.warn(
+                    f"X has values above 1 (max {hi:.4g}), but visible='bernoulli' reads X as probabilities of binary "
+                    "units: values above 1 are clipped to 1 for training; scale X to [0, 1] (e.g. with MinMaxScaler)",
+                    DataRangeWarning,
+                    stacklevel=4,
+                )
+        else:
+            try:
+                _rbm.check_standardized(torch.as_tensor(X), "visible='gaussian'")
+            except ConfigError as e:
+                raise ValueError(str(e).replace("sklearn StandardScaler", "StandardScaler")) from None
+
+    # -- fitting --------------------------------------------------------------------------------------------------
+    def fit(self, X: Any, y: Any = None) -> RBM:
+        """Train on X (n_samples, n_features); y is ignored."""
+        self._fit(X)
+        return self
+
+    def _fit_model(self, x: torch.Tensor, y: Any, seed: int) -> list[dict[str, Any]]:
+        self.model_ = _rbm.RBM(
+            x.shape[1],
+            self.n_components,
+            visible=self.visible,
+            k=int(self.k),
+            persistent=bool(self.persistent),
+            n_chains=int(self.batch_size),
+            sparsity_target=float(self.sparsity_target),
+            sparsity_cost=float(self.sparsity_cost),
+            init_std=float(self.init_std),
+            ais_betas=0,
+            sample_rows=0,
+            image_shape=None,
+            train_monitor=False,
+        ).to(x.device)
+        if self.visible == "bernoulli":
+            x = x.clamp(0.0, 1.0)
+        self.model_.check_data(x)
+        params = [p for p in self.model_.parameters() if p.requires_grad]
+        engine = Engine(
+            self.model_,
+            optimizers=build_optimizer(self.optimizer, params, self.lr),
+            callbacks=self._callbacks(""),
+            l2=float(self.weight_decay),
+        )
+        self.model_.train()
+        return engine.fit(Batches(x, batch_size=self.batch_size, shuffle=True, seed=seed), epochs=self.epochs)
+
+    @property
+    def _n_features_out(self) -> int:
+        return self.model_.n_hidden
+
+    # -- learned state as scikit-learn names it -------------------------------------------------------------------
+    @property
+    def components_(self) -> np.ndarray:
+        return self.model_.W.detach().t().cpu().numpy()
+
+    @property
+    def intercept_hidden_(self) -> np.ndarray:
+        return self.model_.h_bias.detach().cpu().numpy()
+
+    @property
+    def intercept_visible_(self) -> np.ndarray:
+        return self.model_.v_bias.detach().cpu().numpy()
+
+    # -- inference ------------------------------------------------------------------------------------------------
+    def _generator(self) -> torch.Generator:
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        gen = torch.Generator(device=torch.device(self.device))
+        gen.manual_seed(seed)
+        return gen
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """Pseudo-log-likelihood of each row (Bernoulli: ``n_features * log sigmoid(F(x~) - F(x))`` with one random
+        feature of x flipped, like scikit-learn's); minus the free energy for Gaussian units. Shape (n_samples,)."""
+        X = self._validated(X)
+        if self.visible == "gaussian":
+            return self._apply(lambda model, x: -model.free_energy(x), X)
+        gen = self._generator()
+        return self._apply(lambda model, x: model.pseudo_loglik(x, round_input=False, generator=gen), X)
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Mean of :meth:`score_samples`; y is ignored."""
+        return float(np.mean(self.score_samples(X)))
+
+    def gibbs(self, V: Any) -> np.ndarray:
+        """One Gibbs step v -> h -> v from each row of V; returns the visible samples (n_samples, n_features)."""
+        V = self._validated(V)
+        gen = self._generator()
+
+        def step(model: Any, v: torch.Tensor) -> torch.Tensor:
+            h = _rbm.bernoulli(model.encode(v), gen)
+            mean = model.decode(h)
+            if model.visible == "bernoulli":
+                return _rbm.bernoulli(mean, gen)
+            return mean + torch.randn(mean.shape, generator=gen, dtype=mean.dtype, device=mean.device)
+
+        return self._apply(step, V)
+
+    def free_energy(self, X: Any) -> np.ndarray:
+        """F(x) of each row, shape (n_samples,)."""
+        return self._apply(lambda model, x: model.free_energy(x), self._validated(X))
+
+
+class GaussianRBM(RBM):
+    """:class:`RBM` with unit-variance Gaussian visible units (``visible="gaussian"``), CD-1, lr 0.01: for
+    standardized real-valued X."""
+
+    def __init__(
+        self,
+        n_components: int = 256,
+        visible: str = "gaussian",
+        k: int = 1,
+        persistent: bool = False,
+        lr: float = 0.01,
+        optimizer: str = "sgd",
+        weight_decay: float = 0.0,
+        sparsity_target: float = 0.0,
+        sparsity_cost: float = 0.0,
+        init_std: float = 0.01,
+        epochs: int = 10,
+        batch_size: int = 10,
+        random_state: Any = None,
+        device: str = "cpu",
+        verbose: bool = False,
+    ) -> None:
+        super().__init__(
+            n_components=n_components,
+            visible=visible,
+            k=k,
+            persistent=persistent,
+            lr=lr,
+            optimizer=optimizer,
+            weight_decay=weight_decay,
+            sparsity_target=sparsity_target,
+            sparsity_cost=sparsity_cost,
+            init_std=init_std,
+            epochs=epochs,
+            batch_size=batch_size,
+            random_state=random_state,
+            device=device,
+            verbose=verbose,
+        )

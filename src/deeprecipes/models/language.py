@@ -1,0 +1,361 @@
+"""Recurrent language models (character and word level), their metrics, and text generation from a saved run.
+
+:class:`RNNLanguageModel` is an embedding (or one-hot input), a stacked recurrent network from
+:func:`deeprecipes.models.cells.make_rnn` and a linear readout over the vocabulary. It trains two ways:
+
+- on stream windows (``x``, ``y`` both (batch, steps), y = x shifted by one) with truncated backpropagation
+  through time: the detached state of one batch starts the next (the course's char model and TF's PTB model). The
+  state is reset at the start of every epoch, whenever the model switches between training and evaluation (so each
+  evaluated split starts from zeros and carries its state across its own batches), and whenever a batch does not
+  continue the previous one (its first inputs are not the previous targets). A run resumed in mid-epoch starts its
+  first batch from a zero state;
+- on windows labelled with the next token (``y`` (batch,), TFLearn's ``SequenceGenerator`` in the cookbook 6.4):
+  no state is carried and only the last step is scored.
+
+Evaluation reports the mean cross-entropy per token (``loss``, nats) and ``bpc`` (bits per token, loss / ln 2);
+at the end of a run ``reference_metrics`` adds ``val_perplexity`` and ``test_perplexity`` (exp of the mean loss).
+The vocabulary is kept in the weights (``vocab_codes``), so ``generate_text`` and :func:`sample` need no data.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError, ConfigError, DataError
+from ..registry import register_model
+from .base import Batch, Model
+from .cells import detach_state, make_rnn, run_rnn
+
+if TYPE_CHECKING:
+    from ..training.engine import Engine
+
+__all__ = ["RNNLanguageModel", "rnn_lm", "sample"]
+
+log = logging.getLogger(__name__)
+
+INITS = ("torch", "uniform", "glorot")
+
+
+class RNNLanguageModel(Model):
+    """Next-token model: embedding or one-hot -> recurrent stack -> dropout -> linear readout.
+
+    Parameters
+    ----------
+    vocab_size : int
+        Tokens before any data is seen; ``prepare_data`` resizes the input and readout layers to the corpus.
+    cell : {"rnn", "lstm", "gru", "peephole-lstm"}
+    hidden_size, num_layers : int
+    embed_size : int
+        Embedding width; 0 feeds one-hot vectors (TFLearn's ``input_data`` of one-hot characters).
+    dropout : float
+        Dropout after every recurrent layer (between layers and before the readout), as TFLearn's ``dropout(0.5)``
+        after each ``lstm``, and on the embeddings (TF PTB's ``keep_prob``).
+    init : {"torch", "uniform", "glorot"}
+        ``uniform``: every weight U(-init_scale, init_scale) (TF PTB's ``init_scale``); ``glorot``: Glorot-uniform
+        embedding and readout (``tf.get_variable``'s default, the course's char model); ``torch``: torch defaults.
+    forget_bias : float
+        Added to the LSTM forget gate (TF PTB: 0.0; TF's ``BasicLSTMCell`` default 1.0).
+    carry_state : bool
+        Carry the hidden state across consecutive batches (truncated BPTT); needs ``train.shuffle = false``.
+    sum_steps : bool
+        Train on the cross-entropy summed over the steps and averaged over the batch (TF PTB's ``cost``, ``steps``
+        times the mean per token); logged and evaluated losses stay per token.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int = 65,
+        cell: str = "lstm",
+        hidden_size: int = 128,
+        num_layers: int = 2,
+        embed_size: int = 128,
+        dropout: float = 0.0,
+        init: str = "torch",
+        init_scale: float = 0.1,
+        forget_bias: float = 0.0,
+        carry_state: bool = True,
+        sum_steps: bool = False,
+    ) -> None:
+        super().__init__()
+        if init not in INITS:
+            raise ConfigError(f"model argument 'init' must be one of {', '.join(INITS)}; got {init!r}")
+        if vocab_size < 1 or embed_size < 0:
+            raise ConfigError(f"vocab_size must be >= 1 and embed_size >= 0, got {vocab_size} and {embed_size}")
+        self.cell, self.hidden_size, self.num_layers = cell, hidden_size, num_layers
+        self.embed_size, self.init, self.init_scale = embed_size, init, init_scale
+        self.carry_state, self.forget_bias, self.sum_steps = carry_state, forget_bias, sum_steps
+        self.level = "char"
+        self.unk: str | None = None
+        self.register_buffer("vocab_codes", torch.zeros(0, dtype=torch.int32))
+        self.rnn = make_rnn(cell, embed_size or vocab_size, hidden_size, num_layers, dropout, False, forget_bias)
+        self.drop = nn.Dropout(dropout)
+        self._build_io(vocab_size)
+        self._state: Any = None
+        self._last: torch.Tensor | None = None  # targets of the last step of the previous batch
+
+    def _build_io(self, vocab_size: int) -> None:
+        """(Re)build the vocabulary-sized layers and initialise every weight."""
+        self.vocab_size = vocab_size
+        self.embedding = nn.Embedding(vocab_size, self.embed_size) if self.embed_size else None
+        if not self.embed_size:
+            self.rnn = make_rnn(
+                self.cell, vocab_size, self.hidden_size, self.num_layers, self.drop.p, False, self.forget_bias
+            )
+        self.readout = nn.Linear(self.hidden_size, vocab_size)
+        with torch.no_grad():
+            if self.init == "uniform":
+                for p in self.parameters():
+                    p.uniform_(-self.init_scale, self.init_scale)
+            elif self.init == "glorot":
+                for layer in (self.embedding, self.readout):
+                    if layer is not None:
+                        nn.init.xavier_uniform_(layer.weight)
+                nn.init.zeros_(self.readout.bias)
+
+    # ------------------------------------------------------------------------------------------------------------
+
+    def forward(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        """x int64 (batch, steps) -> logits (batch, steps, vocab) and the final state."""
+        if self.embedding is not None:
+            h = self.drop(self.embedding(x))
+        else:
+            h = nn.functional.one_hot(x, self.vocab_size).float()
+        out, state = run_rnn(self.rnn, h, state=state)
+        return self.readout(self.drop(out)), state
+
+    def train(self, mode: bool = True) -> RNNLanguageModel:
+        """Switching mode (each evaluation, each epoch) starts the carried state afresh."""
+        self.reset_state()
+        return super().train(mode)
+
+    def reset_state(self) -> None:
+        self._state, self._last = None, None
+
+    def _start_state(self, x: torch.Tensor, strict: bool) -> Any:
+        """The carried state if this batch continues the previous one, else None (or, with ``strict``, an error
+        when the batches are not laid out as parallel streams)."""
+        if not self.carry_state or self._state is None or self._last is None:
+            return None
+        if self._last.shape[0] == x.shape[0] and bool((x[:, 0] == self._last).all()):
+            return self._state
+        if strict:
+            raise ConfigError(
+                "consecutive training batches do not continue each other: a model with carry_state needs "
+                "train.shuffle = false and train.batch_size equal to the dataset's batch_size "
+                "(or set model.carry_state = false)"
+            )
+        return None
+
+    def _sequence_loss(self, batch: Batch, strict: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-token cross-entropy (batch, steps) -- or (batch, 1) for next-token windows -- and the targets."""
+        x, y = batch[0].long(), batch[1].long()
+        if y.ndim == 1:  # a window labelled with the token after it: stateless, last step scored
+            logits, _ = self(x)
+            return nn.functional.cross_entropy(logits[:, -1], y, reduction="none")[:, None], y
+        logits, state = self(x, self._start_state(x, strict))
+        if self.carry_state:
+            self._state, self._last = detach_state(state), y[:, -1]
+        loss = nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="none")
+        return loss.view(y.shape), y
+
+    def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss, _ = self._sequence_loss(batch, strict=False)
+        return loss.mean(), {}
+
+    def train_step(self, batch: Batch, engine: Engine) -> dict[str, torch.Tensor]:
+        if engine.batch == 0:
+            self.reset_state()
+        with engine.autocast():
+            loss, _ = self._sequence_loss(batch, strict=True)
+            loss = loss.mean()
+        engine.step(loss * loss.new_tensor(batch[0].shape[1]) if self.sum_steps else loss)
+        return {"loss": loss.detach()}
+
+    def eval_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        loss, _ = self._sequence_loss(batch, strict=False)
+        per_sample = loss.float().mean(1)
+        return {"loss": per_sample, "bpc": per_sample / math.log(2)}
+
+    # ------------------------------------------------------------------------------------------------------------
+
+    def check_data(self, x: torch.Tensor) -> None:
+        if x.dtype not in (torch.int64, torch.int32) or x.ndim != 2:
+            raise ConfigError(f"model 'rnn-lm' needs token ids of shape (n, steps); got {x.dtype} {tuple(x.shape)}")
+        if x.shape[1] < 1:
+            raise ConfigError("model 'rnn-lm' needs sequences of at least one step (steps = 0)")
+
+    def prepare_data(self, data: Any) -> Any:
+        """Size the input and readout to the corpus vocabulary and keep the vocabulary with the weights."""
+        meta = getattr(data, "meta", {})
+        vocab = meta.get("vocab")
+        if vocab is None:
+            return data
+        from ..data.text import Vocabulary
+
+        if len(vocab) != self.vocab_size:
+            log.info("vocabulary of %d tokens: sizing the model to it", len(vocab))
+            self._build_io(len(vocab))
+        self.level, self.unk = meta.get("level", "char"), meta.get("unk")
+        self.vocab_codes = Vocabulary(list(vocab), self.unk).to_codes().to(self.vocab_codes.device)
+        self.carry_state = self.carry_state and meta.get("layout", "streams") == "streams"
+        return data
+
+    @torch.no_grad()
+    def reference_metrics(self, data: Any) -> dict[str, float]:
+        """Perplexity (exp of the mean loss per token) of the val and test splits, state carried in order."""
+        out: dict[str, float] = {}
+        meta = getattr(data, "meta", {})
+        device = next(self.parameters()).device
+        was = self.training
+        for name, part in (("val", data.val), ("test", data.test)):
+            if part is None or part.y is None:
+                continue
+            self.eval()
+            b = (meta.get("eval_batch_size") or 1000) if self.carry_state else 1000
+            total = 0.0
+            for i in range(0, len(part), b):
+                total += (
+                    self._sequence_loss((part.x[i : i + b].to(device), part.y[i : i + b].to(device)), False)[0]
+                    .sum()
+                    .item()
+                )
+            mean = total / max(part.y.numel(), 1)
+            out[f"{name}_perplexity"] = math.exp(min(mean, 700.0))
+        self.train(was)
+        return out
+
+    # ------------------------------------------------------------------------------------------------------------
+    # generation
+
+    def vocabulary(self) -> Any:
+        from ..data.text import Vocabulary
+
+        if not len(self.vocab_codes):
+            raise CheckpointError("the model holds no vocabulary (it was never given a corpus)")
+        return Vocabulary.from_codes(self.vocab_codes.cpu(), "<unk>")
+
+    @torch.no_grad()
+    def generate(
+        self, prime: torch.Tensor, length: int, temperature: float = 1.0, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Feed the prime ids (steps,) one batch, then draw ``length`` ids from softmax(logits / temperature) (the
+        most likely one when ``temperature`` is 0); returns the drawn ids (length,)."""
+        was = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        logits, state = self(prime.to(device)[None])
+        last = logits[0, -1]
+        out = []
+        for _ in range(length):
+            if temperature == 0:
+                nxt = last.argmax()
+            else:
+                probs = torch.softmax(last.float() / temperature, 0).cpu()
+                nxt = torch.multinomial(probs, 1, generator=generator)[0]
+            out.append(int(nxt))
+            logits, state = self(torch.tensor([[int(nxt)]], device=device), state)
+            last = logits[0, -1]
+        self.train(was)
+        return torch.tensor(out, dtype=torch.int64)
+
+    def generate_text(self, prime: str = "", length: int = 500, temperature: float = 1.0, seed: int = 0) -> str:
+        """The prime followed by ``length`` generated tokens, as text."""
+        if length < 1:
+            raise ConfigError(f"length must be >= 1 generated tokens, got {length}")
+        if not (temperature >= 0 and math.isfinite(temperature)):
+            raise ConfigError(f"temperature must be >= 0 (0 = always the most likely token), got {temperature}")
+        vocab = self.vocabulary()
+        if self.level == "word" or vocab.unk is not None:
+            from ..data.text import EOS, word_tokens
+
+            toks = word_tokens(prime)
+            if toks and not prime.endswith("\n"):
+                toks = toks[:-1]  # no <eos> after an unfinished line
+            ids = vocab.encode(toks or [EOS], "the prime")
+            words = vocab.decode(self.generate(ids, length, temperature, _gen(seed)).tolist(), sep=" ")
+            return prime + " " + words.replace(f" {EOS} ", "\n").replace(EOS, "\n")
+        if prime:
+            bad = sorted({c for c in prime if c not in vocab.index})
+            if bad:
+                raise DataError(f"the prime has characters outside the model's vocabulary: {', '.join(map(repr, bad))}")
+            ids = vocab.encode(list(prime), "the prime")
+        else:
+            ids = vocab.encode(["\n"] if "\n" in vocab.index else [vocab.tokens[0]])
+        return prime + vocab.decode(self.generate(ids, length, temperature, _gen(seed)).tolist())
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@register_model("rnn-lm")
+def rnn_lm(
+    vocab_size: int = 65,
+    cell: str = "lstm",
+    hidden_size: int = 128,
+    num_layers: int = 2,
+    embed_size: int = 128,
+    dropout: float = 0.0,
+    init: str = "torch",
+    init_scale: float = 0.1,
+    forget_bias: float = 0.0,
+    carry_state: bool = True,
+    sum_steps: bool = False,
+) -> RNNLanguageModel:
+    """Character or word language model (course char model: rnn 2 x 128; TF PTB small: lstm 2 x 200)."""
+    return RNNLanguageModel(
+        vocab_size,
+        cell,
+        hidden_size,
+        num_layers,
+        embed_size,
+        dropout,
+        init,
+        init_scale,
+        forget_bias,
+        carry_state,
+        sum_steps,
+    )
+
+
+def sample(
+    run_dir: str | Path,
+    *,
+    prime: str = "",
+    temperature: float = 1.0,
+    length: int = 500,
+    seed: int = 0,
+    which: str = "latest",
+) -> str:
+    """Text generated by a saved language-model run: ``prime`` then ``length`` tokens drawn at ``temperature``.
+
+    Only the run directory is read (config.json and a checkpoint); the vocabulary travels with the weights.
+
+    Examples
+    --------
+    >>> print(deeprecipes.sample("runs/char-rnn-shakespeare/...", prime="ROMEO:", temperature=0.8, length=500))
+    """
+    from ..registry import create_model
+    from ..runner import _read_config
+    from ..training.checkpoint import load_checkpoint
+
+    run_dir = Path(run_dir)
+    cfg = _read_config(run_dir)
+    weights, _, path = load_checkpoint(run_dir / "checkpoints", which)
+    model = create_model(cfg.model.name, **cfg.model.args)
+    if not isinstance(model, RNNLanguageModel):
+        raise ConfigError(f"{run_dir}: model '{cfg.model.name}' is not a language model; it cannot generate text")
+    if "readout.weight" in weights and weights["readout.weight"].shape[0] != model.vocab_size:
+        model._build_io(weights["readout.weight"].shape[0])
+    model.vocab_codes = torch.zeros_like(weights.get("vocab_codes", model.vocab_codes))
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit the model in config.json ({e})") from None
+    return model.generate_text(prime, length=length, temperature=temperature, seed=seed)
