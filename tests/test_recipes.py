@@ -32,21 +32,16 @@ MORE_STEPS = {
     "softmax-regression-cookbook": {"train.epochs": 4, "train.max_steps": 2200},  # the double softmax learns slowly
     **{
         name: {"pretrain.epochs": 1, "pretrain.layers": [], "train.train_subset": 10000}
-        for name in (
-            "sda-mnist",
-            "sda-mnist-blog004",
-            "stacked-autoencoder",
-            "deep-autoencoder",
-            "dbn-mnist",
-            "dbn-mnist-dlt",
-        )
+        for name in ("sda-mnist", "sda-mnist-blog004", "stacked-autoencoder", "deep-autoencoder", "dbn-mnist")
     },
+    # batches of 10: one pretraining epoch on 4,000 images
+    "dbn-mnist-dlt": {"pretrain.epochs": 1, "pretrain.layers": [], "train.train_subset": 4000},
     "dbn-fashion-mnist": {
         "pretrain.epochs": 1,
         "pretrain.layers": [],
-        "train.train_subset": 10000,
+        "train.train_subset": 5000,
         "train.epochs": 10,
-        "train.max_steps": 400,
+        "train.max_steps": 300,
     },
     # a short AIS and a small samples picture at the end
     "rbm-mnist-cookbook": {"model.final_ais_betas": 100, "model.sample_every": 5, "model.sample_rows": 2},
@@ -60,11 +55,12 @@ MORE_STEPS = {
     },
     "rbm-recommender": {"train.epochs": 60, "train.max_steps": 600},
     "char-rnn-shakespeare": {"train.max_steps": 400},
-    "word-lm-shakespeare": {"train.max_steps": 150},
+    "word-lm-shakespeare": {"train.max_steps": 100},
     "rnn-encoder-decoder": {"train.max_steps": 400},
-    "char-rnn-shakespeare-cookbook-fast": {"train.max_steps": 150},
+    "char-rnn-shakespeare-cookbook-fast": {"train.max_steps": 80},
+    **{name: {"train.max_steps": 80} for name in ("seq2seq-dates", "seq2seq-dates-luong", "seq2seq-dates-bahdanau")},
     # the book's 3 x 512 net is too slow for a test: the same recipe at 128 units on the shipped plays
-    "char-rnn-shakespeare-cookbook": {"train.max_steps": 150, "model.hidden_size": 128, "data.source": "shipped"},
+    "char-rnn-shakespeare-cookbook": {"train.max_steps": 80, "model.hidden_size": 128, "data.source": "shipped"},
     # random prototypes already sit near the 24 colours: the error halves only over the whole schedule
     "som-colors": {"train.epochs": 400, "train.max_steps": 0},
 }
