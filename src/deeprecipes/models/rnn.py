@@ -19,6 +19,7 @@ from torch import nn
 
 from ..registry import register_model
 from .base import Classifier, Model
+from .cells import make_rnn, run_rnn
 
 __all__ = [
     "LSTMClassifier",
@@ -136,8 +137,6 @@ class SequenceClassifier(Classifier):
         num_classes: int = 10,
     ) -> None:
         super().__init__()
-        from .cells import make_rnn
-
         self.bidirectional = bidirectional
         self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=0)
         self.rnn = make_rnn(cell, embed_size, hidden_size, num_layers, dropout, bidirectional)
@@ -145,8 +144,6 @@ class SequenceClassifier(Classifier):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x int64 (batch, steps), 0-padded -> logits (batch, num_classes)."""
-        from .cells import run_rnn
-
         x = x.long()
         _, state = run_rnn(self.rnn, self.embedding(x), _lengths(x))
         return self.readout(_final_hidden(state, self.bidirectional))
@@ -170,16 +167,12 @@ class SequenceTagger(Model):
         num_classes: int = 12,
     ) -> None:
         super().__init__()
-        from .cells import make_rnn
-
         self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=0)
         self.rnn = make_rnn(cell, embed_size, hidden_size, num_layers, dropout, bidirectional)
         self.readout = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x int64 (batch, steps) -> logits (batch, steps, num_classes)."""
-        from .cells import run_rnn
-
         x = x.long()
         out, _ = run_rnn(self.rnn, self.embedding(x), _lengths(x))
         return self.readout(out)
@@ -223,8 +216,6 @@ class EncoderDecoder(Model):
         go: int = 12,
     ) -> None:
         super().__init__()
-        from .cells import make_rnn
-
         self.eos, self.go = eos, go
         self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=0)
         self.encoder = make_rnn(cell, embed_size, hidden_size, num_layers, dropout)
@@ -233,15 +224,11 @@ class EncoderDecoder(Model):
 
     def encode_state(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """x (batch, steps) -> the encoder's final state (the decoder's initial state)."""
-        from .cells import run_rnn
-
         x = x.long()
         return run_rnn(self.encoder, self.embedding(x), _lengths(x))[1]
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits (batch, out_steps, vocab) for targets y."""
-        from .cells import run_rnn
-
         y = y.long()
         prev = torch.cat([torch.full_like(y[:, :1], self.go), y[:, :-1]], 1)
         out, _ = run_rnn(self.decoder, self.embedding(prev), state=self.encode_state(x))
@@ -250,8 +237,6 @@ class EncoderDecoder(Model):
     @torch.no_grad()
     def decode(self, x: torch.Tensor, steps: int) -> torch.Tensor:
         """Greedy decoding of ``steps`` tokens (batch, steps)."""
-        from .cells import run_rnn
-
         state = self.encode_state(x)
         tok = torch.full((x.shape[0], 1), self.go, dtype=torch.int64, device=x.device)
         out = []
