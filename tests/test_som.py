@@ -164,5 +164,5 @@ def test_som_mnist_recipe_end_to_end(tmp_path):
     m = result.metrics
     assert m["test_mse"] < 0.1  # N(0, 1) prototypes start near 1 per pixel
     assert 0 <= m["test_topographic_error"] <= 1
-    assert m["test_accuracy"] > 0.6
+    assert m["test_accuracy"] > 0.5  # 8 iterations of a 10 x 10 map on the first 2,000 test digits (chance: 0.1)
     assert {"figures/u-matrix.png", "figures/prototypes.png"} <= set(result.summary["figures"])

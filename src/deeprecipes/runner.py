@@ -425,6 +425,17 @@ def _figures_to_tensorboard(run_dir: Path, figures: Sequence[str], step: int) ->
             writer.add_image(f"figures/{path.stem}", img, step, dataformats="HWC")
 
 
+def _eval_subset(data: Any, limit: int) -> Any:
+    """The data with their val and test splits cut to their first ``limit`` rows (``train.eval_subset``), so that
+    the end-of-run metrics cover the same samples as the evaluation; the training split is left whole."""
+    if not limit or not hasattr(data, "splits"):
+        return data
+    import dataclasses
+
+    cut = {k: v.subset(limit) for k, v in data.splits().items() if k != "train"}
+    return dataclasses.replace(data, **cut) if dataclasses.is_dataclass(data) else data
+
+
 def _class_report(model: Any, data: Any, limit: int = 0) -> dict[str, Any]:
     """Confusion matrix (rows: true class, columns: predicted) and per-class accuracy of a classifier on the test
     split (its first ``limit`` samples when ``train.eval_subset`` is set); empty for models that are not
@@ -508,7 +519,7 @@ def _execute(
         raise TrainingError(f"{e}; {where}") from None
 
     final = {k: v for k, v in (history[-1] if history else {}).items() if k not in ("epoch", "step", "lr")}
-    final.update(model.reference_metrics(parts["data"]))
+    final.update(model.reference_metrics(_eval_subset(parts["data"], cfg.train.eval_subset)))
     report = _class_report(model, parts["data"], cfg.train.eval_subset)
     figures = _figures(cfg, run_dir, model, parts["sample"], parts["data"], report=report)
     if cfg.train.images:

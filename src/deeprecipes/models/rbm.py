@@ -290,7 +290,8 @@ class RBM(Model):
         return loss, logs
 
     def train_step(self, batch: Batch, engine: Engine) -> dict[str, torch.Tensor]:
-        loss, logs = self.compute_loss(batch)
+        with engine.autocast():  # precision = "bf16": the Gibbs chain and the surrogate loss in bfloat16
+            loss, logs = self.compute_loss(batch)
         engine.step(loss)
         return {"loss": loss.detach(), **logs}
 
@@ -450,8 +451,9 @@ class RBM(Model):
 
 def bernoulli(p: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Binary samples with probabilities ``p``: ``u < p`` for uniform ``u`` (several times faster than
-    ``torch.bernoulli`` on the CPU)."""
-    u = torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype)
+    ``torch.bernoulli`` on the CPU). ``u`` is float32 at least: bfloat16 uniforms come in steps of 1/256."""
+    low = p.dtype in (torch.bfloat16, torch.float16)
+    u = torch.rand(p.shape, generator=generator, device=p.device, dtype=torch.float32 if low else p.dtype)
     return (u < p).to(p.dtype)
 
 
@@ -476,15 +478,21 @@ def check_standardized(x: torch.Tensor, what: str = "model.visible 'gaussian'") 
 
 
 def exact_log_partition(rbm: RBM) -> float:
-    """log Z by enumeration (float64): over the visible states for Bernoulli units (n_visible <= 20), over the
-    hidden states for Gaussian ones (n_hidden <= 20), where the visible integral is Gaussian."""
+    """log Z by enumeration (float64). Bernoulli units: over the states of the smaller layer (at most 20 units), the
+    other one summed out analytically, so a 784-visible RBM with a few hidden units (MNIST-sized) is exact too.
+    Gaussian visible units: over the hidden states (n_hidden <= 20), where the visible integral is Gaussian."""
     W, b, c = rbm.W.detach().double(), rbm.v_bias.detach().double(), rbm.h_bias.detach().double()
-    n = W.shape[0] if rbm.visible == "bernoulli" else W.shape[1]
+    n = min(W.shape) if rbm.visible == "bernoulli" else W.shape[1]
     if n > 20:
         raise ValueError(f"exact log Z enumerates 2^{n} states; use an RBM with at most 20 such units")
     states = ((torch.arange(2**n).unsqueeze(1) >> torch.arange(n)) & 1).double().to(W.device)
     if rbm.visible == "bernoulli":
-        return float(torch.logsumexp(states @ b + F.softplus(states @ W + c).sum(1), 0))
+        if W.shape[0] <= W.shape[1]:  # over visible states, hidden units summed out
+            return float(torch.logsumexp(states @ b + F.softplus(states @ W + c).sum(1), 0))
+        terms = []  # over hidden states in chunks (2^20 x 784 doubles would be 6 GB)
+        for part in states.split(4096):
+            terms.append(part @ c + F.softplus(part @ W.t() + b).sum(1))
+        return float(torch.logsumexp(torch.cat(terms), 0))
     wh = states @ W.t()  # (2^n_hidden, n_visible)
     terms = states @ c + wh @ b + 0.5 * wh.pow(2).sum(1)
     return float(torch.logsumexp(terms, 0)) + 0.5 * W.shape[0] * _LOG_2PI
