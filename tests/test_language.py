@@ -142,6 +142,18 @@ def test_ptb_loader_checks_the_files(tmp_path, monkeypatch):
         load_ptb(str(tmp_path))
 
 
+def test_ptb_download_is_checked_against_its_md5_and_leaves_nothing_behind(tmp_path, monkeypatch):
+    import io
+    import urllib.request
+
+    from deeprecipes.data import text
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=0: io.BytesIO(b"a changed file\n"))
+    with pytest.raises(DataError, match=r"ptb.train.txt: MD5 \w+ does not match PTB's f26c4b92"):
+        text._download_ptb(tmp_path / "ptb")
+    assert list((tmp_path / "ptb").iterdir()) == []
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # the model
 

