@@ -24,7 +24,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,12 +144,17 @@ def load_verified(path: str | os.PathLike[str], sha256: str | None = None) -> np
     return arr
 
 
-def download(spec: FileSpec, dest: Path, unreachable: set[str] | None = None) -> None:
+def download(
+    spec: FileSpec,
+    dest: Path,
+    unreachable: set[str] | None = None,
+    check: Callable[[Path], object] | None = None,
+) -> None:
     """Download ``spec`` to ``dest``, trying each URL in turn; nothing is left at ``dest`` unless it verified.
 
-    Each attempt writes to a temporary file beside ``dest``, checks it with :func:`read_idx` (format and
-    checksum) and then moves it into place with :func:`os.replace`, so a failed or interrupted download never
-    leaves a half-written file.
+    Each attempt writes to a temporary file beside ``dest``, checks it (``check(path)``, which raises
+    :class:`DataError`; by default :func:`read_idx`: format and checksum) and then moves it into place with
+    :func:`os.replace`, so a failed or interrupted download never leaves a half-written file.
 
     Parameters
     ----------
@@ -184,7 +189,7 @@ def download(spec: FileSpec, dest: Path, unreachable: set[str] | None = None) ->
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
                 shutil.copyfileobj(response, out, 1 << 20)
             try:
-                read_idx(tmp, sha256=spec.sha256)
+                check(tmp) if check is not None else read_idx(tmp, sha256=spec.sha256)
             except DataError as e:  # name the URL, not the temporary file
                 raise DataError(str(e).replace(str(tmp), url, 1)) from None
             os.replace(tmp, dest)

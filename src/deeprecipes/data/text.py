@@ -31,10 +31,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
-import os
 import re
-import tempfile
-import urllib.request
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -46,7 +43,7 @@ import torch
 from ..errors import DataError
 from ..registry import register_dataset
 from .base import ArrayData, DataSplits
-from .sources import cache_dir, data_dir, offline
+from .sources import FileSpec, cache_dir, data_dir, download, offline
 
 __all__ = [
     "Vocabulary",
@@ -419,24 +416,21 @@ def _check_ptb(name: str, text: str, path: str) -> None:
 
 
 def _download_ptb(dest: Path) -> None:
-    """Fetch the three PTB files into ``dest``, each checked against its MD5 before it is written (temp file, then
-    rename): a failed or corrupt download leaves nothing behind."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name, (md5, _, _) in PTB_FILES.items():
-        url = PTB_URL + name
-        log.info("downloading %s", url)
-        try:
-            with urllib.request.urlopen(url, timeout=30) as response:
-                data = response.read()
-        except OSError as e:
-            raise DataError(f"downloading PTB from {url} failed: {e}") from None
-        got = hashlib.md5(data).hexdigest()
-        if got != md5:
-            raise DataError(f"{url}: MD5 {got} does not match PTB's {md5} (corrupt or changed download)")
-        fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{name}.")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, dest / name)
+    """Fetch the three PTB files into ``dest`` with :func:`~deeprecipes.data.sources.download` (temp file, then
+    rename), each checked against its MD5 and counts first: a failed or corrupt download leaves nothing behind."""
+    unreachable: set[str] = set()
+    for name in PTB_FILES:
+        spec = FileSpec(name, urls=(PTB_URL + name,))
+        download(spec, dest / name, unreachable, check=lambda path, n=name: _verify(n, path))
+
+
+def _verify(name: str, path: Path) -> None:
+    data = path.read_bytes()
+    md5 = PTB_FILES[name][0]
+    got = hashlib.md5(data).hexdigest()
+    if got != md5:
+        raise DataError(f"{path}: MD5 {got} does not match PTB's {md5} (corrupt or changed download)")
+    _check_ptb(name, read_text(path, data), str(path))
 
 
 def load_ptb(data_dir_: str | None = None) -> dict[str, list[str]]:
