@@ -129,8 +129,13 @@ def test_dlt_recipe_has_the_tutorials_exact_settings():
 
 def test_dbn_mnist_recipe_learns_on_real_data(tmp_path):
     """dbn-mnist end to end (tests/test_recipes.py leaves it to this test; dbn-fashion-mnist runs there)."""
-    short = {"pretrain.epochs": 1, "train.train_subset": 3000, "train.eval_subset": 1000}
-    short.update({"train.epochs": 1, "train.max_steps": 60})
+    short = {
+        "pretrain.epochs": 1,
+        "train.train_subset": 3000,
+        "train.eval_subset": 1000,
+        "train.epochs": 1,
+        "train.max_steps": 60,
+    }
     result = deeprecipes.run("dbn-mnist", overrides=short, out=tmp_path / "run", progress=False, threads=1)
     assert result.metrics["test_accuracy"] > 0.5
     assert (tmp_path / "run" / "pretrain" / "layer-3" / "done.json").exists()

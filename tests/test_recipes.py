@@ -32,7 +32,7 @@ MORE_STEPS = {
     "softmax-regression-cookbook": {"train.epochs": 4, "train.max_steps": 2200},  # the double softmax learns slowly
     **{
         name: {"pretrain.epochs": 1, "pretrain.layers": [], "train.train_subset": 10000}
-        for name in ("sda-mnist", "sda-mnist-blog004", "stacked-autoencoder", "deep-autoencoder")
+        for name in ("sda-mnist", "stacked-autoencoder", "deep-autoencoder")
     },
     "sda-mnist-blog004": {  # 3 x 2000 units: 100 fine-tuning steps already halve the loss
         "pretrain.epochs": 1,

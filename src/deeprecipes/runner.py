@@ -428,12 +428,11 @@ def _figures_to_tensorboard(run_dir: Path, figures: Sequence[str], step: int) ->
 def _eval_subset(data: Any, limit: int) -> Any:
     """The data with their val and test splits cut to their first ``limit`` rows (``train.eval_subset``), so that
     the end-of-run metrics cover the same samples as the evaluation; the training split is left whole."""
-    if not limit or not hasattr(data, "splits"):
-        return data
     import dataclasses
 
-    cut = {k: v.subset(limit) for k, v in data.splits().items() if k != "train"}
-    return dataclasses.replace(data, **cut) if dataclasses.is_dataclass(data) else data
+    if not limit or not dataclasses.is_dataclass(data) or not hasattr(data, "splits"):
+        return data
+    return dataclasses.replace(data, **{k: v.subset(limit) for k, v in data.splits().items() if k != "train"})
 
 
 def _class_report(model: Any, data: Any, limit: int = 0) -> dict[str, Any]:
