@@ -40,7 +40,7 @@ def test_parse_override_reads_toml_literals():
         ({"training.epochs": 3}, ["training.epochs", "train"]),
         ({"train.epochs": "ten"}, ["train.epochs", "integer"]),
         ({"train.epochs": 0}, ["train.epochs", ">= 1"]),
-        ({"train.precision": "fp16"}, ["train.precision", "bf16"]),
+        ({"train.precision": "int8"}, ["train.precision", "auto", "bf16", "fp16"]),
         ({"optimizer.name": "lbfgs"}, ["optimizer.name", "adam"]),
         ({"optimizer.lr": -1}, ["optimizer.lr", ">= 0"]),
         ({"optimizer.momentun": 0.9}, ["optimizer.momentun", "allowed"]),

@@ -52,7 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, help="stop after this many optimizer steps")
     s.add_argument("--seed", type=int)
     s.add_argument("--device", help="auto (default), cpu, cuda, cuda:N, mps")
-    s.add_argument("--threads", type=int, help="CPU threads for torch")
+    s.add_argument("--threads", type=int, help="CPU threads for torch (default: the cores this process may use)")
+    s.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        help="train.precision and pretrain.precision: auto = bf16 where the device runs it natively, else fp32",
+    )
     s.add_argument("--out", help="run directory (default runs/<recipe>/<time>-s<seed>)")
     s.add_argument("--data-dir", help="look for data files here first (default $DEEPRECIPES_DATA)")
     s.add_argument("--smoke", action="store_true", help="a seconds-long check run (20 steps)")
@@ -205,6 +210,7 @@ def _dispatch(args: argparse.Namespace) -> None:
             seed=args.seed,
             device=args.device,
             threads=args.threads,
+            precision=args.precision,
             out=args.out,
             data_dir=args.data_dir,
             overrides=args.overrides,

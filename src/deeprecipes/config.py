@@ -228,7 +228,11 @@ class PretrainConfig:
     shuffle: bool = _f(True, "reshuffle every epoch")
     optimizer_args: dict[str, Any] = _f({}, "other optimizer arguments (momentum, betas, ...)")
     schedule: str = _f("constant", "learning-rate schedule per layer", choices=("constant", "cosine"))
-    precision: str = _f("fp32", "fp32, or bf16 autocast", choices=("fp32", "bf16"))
+    precision: str = _f(
+        "auto",
+        "auto (bf16 where the device runs it natively, else fp32), fp32, bf16, or fp16 (CUDA)",
+        choices=("auto", "fp32", "bf16", "fp16"),
+    )
     layers: list[dict[str, Any]] = _f([], "per-layer overrides, e.g. [{lr = 0.01}, {}, {epochs = 5}]")
 
 
@@ -255,10 +259,16 @@ class TrainConfig:
     keep_best: bool = _f(True, "keep a copy of the best checkpoint by `monitor`")
     seed: int = _f(0, "random seed", min=0)
     device: str = _f("auto", "auto, cpu, cuda, cuda:N or mps")
-    threads: int = _f(0, "CPU threads for torch (0 = torch's default)", min=0)
-    precision: str = _f("fp32", "fp32, or bf16 autocast", choices=("fp32", "bf16"))
+    threads: int = _f(0, "CPU threads for torch (0 = $OMP_NUM_THREADS, else the cores this process may use)", min=0)
+    precision: str = _f(
+        "auto",
+        "auto (bf16 autocast where the device runs it natively, else fp32), fp32, bf16, or fp16 (CUDA, grad scaler)",
+        choices=("auto", "fp32", "bf16", "fp16"),
+    )
     compile: bool = _f(False, "torch.compile the model")
-    flush_denormal: bool = _f(True, "flush denormal floats to zero on the CPU (saturated sigmoids get slow otherwise)")
+    flush_denormal: bool = _f(
+        True, "flush denormal floats to zero on a CPU device (saturated sigmoids get slow otherwise)"
+    )
     log_every: int = _f(50, "steps between progress updates", min=1)
     histograms: bool = _f(True, "write weight histograms to TensorBoard every epoch")
     images: bool = _f(True, "write image summaries to TensorBoard every epoch (models that have images)")

@@ -14,6 +14,7 @@ with callbacks, fit, final metrics, figures, summary. A run directory holds ever
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -21,12 +22,13 @@ import os
 import platform
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from . import machine
 from .config import RecipeConfig, config_from_dict, parse_override
 from .errors import CheckpointError, DeepRecipesError, TrainingError
 from .recipes import load_recipe
@@ -90,16 +92,54 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _device_info(device: Any) -> dict[str, Any]:
+def _device_info(device: Any, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The device, its name, the threads and denormal flushing the run used, and the machine it ran on."""
     import torch
 
-    info: dict[str, Any] = {"device": str(device), "threads": torch.get_num_threads()}
+    info: dict[str, Any] = {"device": str(device), "threads": torch.get_num_threads(), **settings}
     if device.type == "cuda":
         info["name"] = torch.cuda.get_device_name(device)
     else:
-        info["name"] = platform.processor() or platform.machine()
+        cpu = machine.cpu_info()
+        info["name"] = cpu["model"]
+        info["capability"] = cpu["capability"]
         info["cpu_count"] = os.cpu_count()
     return info
+
+
+@dataclass
+class _Machine:
+    """What a run resolved about its machine before any work: device, precisions (fit and pretraining)."""
+
+    device: Any
+    precision: machine.Precision
+    pretrain_precision: machine.Precision | None = None
+
+    @classmethod
+    def resolve(cls, cfg: RecipeConfig) -> _Machine:
+        device = resolve_device(cfg.train.device)
+        train = machine.resolve_precision(cfg.train.precision, device)
+        p = cfg.pretrain
+        pre = machine.resolve_precision(p.precision, device) if (p.epochs or p.layers) else None
+        return cls(device, train, pre)
+
+    def log(self, cfg: RecipeConfig, run_dir: Path | None) -> None:
+        """The run's first log line (where, on what, in which precision and why), then a warning per explicit
+        precision that runs in float32 instead."""
+        where = f"{cfg.name} in {run_dir}" if run_dir is not None else cfg.name
+        pre = ""
+        if self.pretrain_precision is not None and self.pretrain_precision != self.precision:
+            pre = f"; pretraining precision {self.pretrain_precision}"
+        log.info("%s on %s; precision %s%s", where, machine.summary_line(self.device), self.precision, pre)
+        machine.warn_if_downgraded(self.precision, "train.precision")
+        if self.pretrain_precision is not None:
+            machine.warn_if_downgraded(self.pretrain_precision, "pretrain.precision")
+
+    def summary(self) -> dict[str, Any]:
+        out = {"train": self.precision.as_dict()}
+        if self.pretrain_precision is not None:
+            out["pretrain"] = self.pretrain_precision.as_dict()
+        return out
 
 
 def _overrides(
@@ -111,6 +151,7 @@ def _overrides(
     device: str | None,
     threads: int | None,
     smoke: bool,
+    precision: str | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if smoke:
@@ -128,6 +169,8 @@ def _overrides(
     ):
         if value is not None:
             out[f"train.{key}"] = value
+    if precision is not None:  # the whole run: pretraining too
+        out["train.precision"] = out["pretrain.precision"] = precision
     return out
 
 
@@ -178,12 +221,14 @@ class _Clock:
 def _build(
     cfg: RecipeConfig,
     run_dir: Path | None,
+    mach: _Machine,
     *,
     data_dir: str | None,
     progress: bool | None,
     extra_callbacks: Sequence[Any] = (),
 ) -> dict[str, Any]:
-    """Seeds, device, data, model, optimizer, schedule, callbacks and engine for ``cfg``."""
+    """Seeds, data, model, optimizer, schedule, callbacks and engine for ``cfg`` on ``mach``'s device (inside
+    :func:`deeprecipes.machine.machine_settings`, which sets threads and denormal flushing)."""
     import numpy as np
     import torch
 
@@ -194,13 +239,10 @@ def _build(
     from .training.optim import build_optimizer, build_schedule
 
     t = cfg.train
-    if t.threads:
-        torch.set_num_threads(t.threads)
-    torch.set_flush_denormal(t.flush_denormal)
     torch.manual_seed(t.seed)
     np.random.seed(t.seed)
     random.seed(t.seed)
-    device = resolve_device(t.device)
+    device = mach.device
 
     data_args = dict(cfg.data.args)
     if data_dir is not None and "data_dir" in DATASETS.signature(cfg.data.name).parameters:
@@ -263,12 +305,13 @@ def _build(
         grad_clip=t.grad_clip,
         l1=t.l1,
         l2=t.l2,
-        precision=t.precision,
+        precision=mach.precision,
         max_steps=t.max_steps,
         log_every=t.log_every,
     )
     return {
         "device": device,
+        "machine": mach,
         "data": data,
         "model": model,
         "engine": engine,
@@ -343,7 +386,10 @@ def _pretrain(
         resume=resume,
         callbacks=callbacks,
         engine_hook=clock.attach,
-        **{f.name: getattr(p, f.name) for f in dataclasses.fields(LayerSettings)},
+        **{
+            **{f.name: getattr(p, f.name) for f in dataclasses.fields(LayerSettings)},
+            "precision": parts["machine"].pretrain_precision.used,  # resolved (and warned about) once, in _Machine
+        },
     )
     torch.manual_seed(t.seed + 7919)  # fine-tuning starts from the same RNG state however pretraining went
     return [{"layer": k + 1, **(h[-1] if h else {})} for k, h in enumerate(histories)]
@@ -475,6 +521,16 @@ def _target(cfg: RecipeConfig, metrics: Mapping[str, float]) -> dict[str, Any]:
     return {"metric": tg.metric, "published": tg.value, "ours": ours, "mode": tg.mode, "met": met, "source": tg.source}
 
 
+@contextlib.contextmanager
+def _on_machine(cfg: RecipeConfig, run_dir: Path | None) -> Iterator[tuple[_Machine, dict[str, Any]]]:
+    """Resolve device and precision, log the run's first line, and hold the run's threads and denormal flushing
+    (restored afterwards)."""
+    mach = _Machine.resolve(cfg)
+    with machine.machine_settings(cfg.train.threads, cfg.train.flush_denormal, mach.device) as applied:
+        mach.log(cfg, run_dir)
+        yield mach, applied
+
+
 def _execute(
     cfg: RecipeConfig,
     run_dir: Path,
@@ -484,10 +540,27 @@ def _execute(
     progress: bool | None,
     callbacks: Sequence[Any] = (),
 ) -> RunResult:
+    with _on_machine(cfg, run_dir) as (mach, applied):
+        return _execute_on(
+            cfg, run_dir, mach, applied, resume=resume, data_dir=data_dir, progress=progress, callbacks=callbacks
+        )
+
+
+def _execute_on(
+    cfg: RecipeConfig,
+    run_dir: Path,
+    mach: _Machine,
+    applied: dict[str, Any],
+    *,
+    resume: bool,
+    data_dir: str | None,
+    progress: bool | None,
+    callbacks: Sequence[Any],
+) -> RunResult:
     from .training.checkpoint import atomic_write_text, load_checkpoint, read_index
 
     clock = _Clock()
-    parts = _build(cfg, run_dir, data_dir=data_dir, progress=progress, extra_callbacks=callbacks)
+    parts = _build(cfg, run_dir, mach, data_dir=data_dir, progress=progress, extra_callbacks=callbacks)
     engine, model = parts["engine"], parts["model"]
     pretrained = _pretrain(cfg, run_dir, parts, resume=resume, progress=progress, clock=clock)
     if resume and read_index(run_dir / "checkpoints").get("latest"):
@@ -542,7 +615,9 @@ def _execute(
             "eval_subset": cfg.train.eval_subset or None,
         },
         "wall_time_s": round(clock.elapsed(), 2),
-        "device": _device_info(parts["device"]),
+        "device": _device_info(parts["device"], applied),
+        "precision": mach.summary(),
+        "machine": machine.describe(parts["device"]),
         "versions": _versions(),
         "figures": figures,
         "classes": {k: v for k, v in report.items() if k != "accuracy"},
@@ -564,6 +639,7 @@ def run(
     seed: int | None = None,
     device: str | None = None,
     threads: int | None = None,
+    precision: str | None = None,
     out: str | Path | None = None,
     data_dir: str | Path | None = None,
     overrides: Mapping[str, Any] | Sequence[str] | None = None,
@@ -579,6 +655,8 @@ def run(
     recipe : str or Path
     epochs, steps, seed, device, threads : optional
         Shortcuts for ``train.epochs``, ``train.max_steps``, ``train.seed``, ``train.device``, ``train.threads``.
+    precision : {"auto", "fp32", "bf16", "fp16"}, optional
+        ``train.precision`` and ``pretrain.precision`` at once (see :func:`deeprecipes.machine.resolve_precision`).
     out : path, optional
         The run directory (default ``runs/<recipe>/<time>-s<seed>``).
     data_dir : path, optional
@@ -600,7 +678,16 @@ def run(
     """
     cfg = load_recipe(
         recipe,
-        _overrides(overrides, epochs=epochs, steps=steps, seed=seed, device=device, threads=threads, smoke=smoke),
+        _overrides(
+            overrides,
+            epochs=epochs,
+            steps=steps,
+            seed=seed,
+            device=device,
+            threads=threads,
+            smoke=smoke,
+            precision=precision,
+        ),
     )
     if check:
         from .registry import create_model
@@ -611,7 +698,6 @@ def run(
     from .training.checkpoint import atomic_write_text
 
     atomic_write_text(run_dir / "config.json", cfg.to_json())
-    log.info("run directory: %s", run_dir)
     return _execute(
         cfg,
         run_dir,
@@ -647,42 +733,52 @@ def figures(
     """Draw a saved run's pictures again from its checkpoint: reconstructions (clean / corrupted / reconstructed),
     first-layer filters, training curves and, for a 2-unit code, the test set in code space. Returns the files."""
     run_dir = Path(run_dir)
-    cfg, parts = _rebuild(run_dir, which, data_dir)
-    import torch
+    cfg = _read_config(run_dir)
+    with _on_machine(cfg, None) as (mach, _):
+        parts = _rebuild(cfg, run_dir, mach, which, data_dir)
+        import torch
 
-    torch.manual_seed(cfg.train.seed)
-    return _figures(cfg, run_dir, parts["model"], parts["sample"], parts["data"], None if out is None else Path(out))
+        torch.manual_seed(cfg.train.seed)
+        out_dir = None if out is None else Path(out)
+        return _figures(cfg, run_dir, parts["model"], parts["sample"], parts["data"], out_dir)
 
 
 def _rebuild(
-    run_dir: Path, which: str, data_dir: str | Path | None, eval_on: Sequence[str] = ()
-) -> tuple[RecipeConfig, dict[str, Any]]:
-    """Config, data and model of a saved run, with the weights of checkpoint ``which``, evaluating on the full
-    ``eval_on`` splits (default: the run's own)."""
-    cfg = _read_config(run_dir)
+    cfg: RecipeConfig,
+    run_dir: Path,
+    mach: _Machine,
+    which: str,
+    data_dir: str | Path | None,
+    eval_on: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Data and model of a saved run, with the weights of checkpoint ``which``, evaluating on the full ``eval_on``
+    splits (default: the run's own)."""
     from .training.checkpoint import load_checkpoint
 
     weights, _, path = load_checkpoint(run_dir / "checkpoints", which)
     cfg.train.eval_subset = 0
     if eval_on:
         cfg.train.eval_on = list(eval_on)
-    parts = _build(cfg, None, data_dir=None if data_dir is None else str(data_dir), progress=False)
+    parts = _build(cfg, None, mach, data_dir=None if data_dir is None else str(data_dir), progress=False)
     try:
         parts["model"].load_state_dict(weights)
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not fit the model in config.json ({e})") from None
-    return cfg, parts
+    return parts
 
 
 def evaluate(
     run_dir: str | Path, *, which: str = "latest", data_dir: str | Path | None = None, splits: Sequence[str] = ()
 ) -> dict[str, float]:
     """Rebuild a saved run's model from its directory and evaluate it on the full evaluation splits."""
-    cfg, parts = _rebuild(Path(run_dir), which, data_dir, eval_on=splits)
-    import torch
+    run_dir = Path(run_dir)
+    cfg = _read_config(run_dir)
+    with _on_machine(cfg, None) as (mach, _):
+        parts = _rebuild(cfg, run_dir, mach, which, data_dir, eval_on=splits)
+        import torch
 
-    torch.manual_seed(cfg.train.seed)
-    out: dict[str, float] = {}
-    for name, data in parts["eval_sets"].items():
-        out.update({f"{name}_{k}": v for k, v in parts["engine"].evaluate(data).items()})
-    return out
+        torch.manual_seed(cfg.train.seed)
+        out: dict[str, float] = {}
+        for name, data in parts["eval_sets"].items():
+            out.update({f"{name}_{k}": v for k, v in parts["engine"].evaluate(data).items()})
+        return out

@@ -14,6 +14,7 @@ Minimal use::
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
@@ -22,10 +23,13 @@ import torch
 from torch import nn
 
 from ..errors import TrainingError
+from ..machine import PRECISIONS, Precision, resolve_precision, warn_if_downgraded
 from .callbacks import Callback
 from .checkpoint import rng_state, set_rng_state
 
 __all__ = ["Engine", "EpochSource"]
+
+log = logging.getLogger("deeprecipes")
 
 
 class EpochSource(Protocol):
@@ -55,8 +59,11 @@ class Engine:
         Clip the global gradient norm to this value (0 = off), as ``tf.clip_by_global_norm``.
     l1, l2 : float
         Penalties ``l1 * sum|w|`` and ``l2 * sum w**2`` on the weight matrices (parameters with 2+ dimensions).
-    precision : {"fp32", "bf16"}
-        ``bf16`` runs ``compute_loss`` and evaluation under bfloat16 autocast.
+    precision : {"fp32", "auto", "bf16", "fp16"} or Precision
+        ``bf16`` runs ``compute_loss`` and evaluation under bfloat16 autocast, ``fp16`` under float16 autocast with
+        a gradient scaler (CUDA). ``auto`` is bf16 where the model's device runs it natively and fp32 elsewhere; an
+        explicit bf16 / fp16 the device cannot run natively runs in fp32 with one warning line
+        (:func:`deeprecipes.machine.resolve_precision`). What was chosen, and why, is ``engine.precision_choice``.
     max_steps : int
         Stop after this many steps in total (0 = no limit).
     log_every : int
@@ -73,7 +80,7 @@ class Engine:
         grad_clip: float = 0.0,
         l1: float = 0.0,
         l2: float = 0.0,
-        precision: str = "fp32",
+        precision: str | Precision = "fp32",
         max_steps: int = 0,
         log_every: int = 50,
     ) -> None:
@@ -84,9 +91,19 @@ class Engine:
         self.grad_clip = grad_clip
         self.l1 = l1
         self.l2 = l2
-        if precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
-        self.precision = precision
+        if isinstance(precision, Precision):
+            choice = precision
+        else:
+            if precision not in PRECISIONS:
+                raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+            choice = resolve_precision(precision, self.device)
+            warn_if_downgraded(choice, "precision")
+        self.precision_choice = choice
+        self.precision = choice.used  # what runs: fp32, bf16 or fp16
+        # fp16 autocast needs loss scaling; one scaler per optimizer, checkpointed with it
+        self.scalers: dict[str, Any] = {}
+        if self.precision == "fp16":
+            self.scalers = {k: torch.amp.GradScaler(self.device.type) for k in self.optimizers}
         self.max_steps = max_steps
         self.log_every = log_every
         # loop state (all of it is checkpointed)
@@ -117,9 +134,11 @@ class Engine:
     # what a train_step calls
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        """Context for forward passes: bfloat16 autocast when ``precision == "bf16"``."""
+        """Context for forward passes: bfloat16 (float16) autocast when ``precision`` is ``bf16`` (``fp16``)."""
         if self.precision == "bf16":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        if self.precision == "fp16":
+            return torch.autocast(self.device.type, dtype=torch.float16)
         return contextlib.nullcontext()
 
     def _params(self, optimizer: str) -> Iterable[torch.Tensor]:
@@ -147,10 +166,20 @@ class Engine:
         opt = self.optimizers[optimizer]
         opt.zero_grad(set_to_none=True)
         pen = self.penalty(optimizer)
-        (loss if pen is None else loss + pen).backward()
-        if self.grad_clip:
-            nn.utils.clip_grad_norm_(list(self._params(optimizer)), self.grad_clip)
-        opt.step()
+        total = loss if pen is None else loss + pen
+        scaler = self.scalers.get(optimizer)
+        if scaler is None:
+            total.backward()
+            if self.grad_clip:
+                nn.utils.clip_grad_norm_(list(self._params(optimizer)), self.grad_clip)
+            opt.step()
+        else:  # fp16: scaled backward, clipping on the true gradients, a skipped step on inf/NaN gradients
+            scaler.scale(total).backward()
+            if self.grad_clip:
+                scaler.unscale_(opt)
+                nn.utils.clip_grad_norm_(list(self._params(optimizer)), self.grad_clip)
+            scaler.step(opt)
+            scaler.update()
         sched = self.schedules.get(optimizer)
         if sched is not None:
             sched.step()
@@ -274,6 +303,8 @@ class Engine:
             "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
             "optimizer_types": {k: type(v).__name__ for k, v in self.optimizers.items()},
             "schedules": {k: v.state_dict() for k, v in self.schedules.items()},
+            "scalers": {k: v.state_dict() for k, v in self.scalers.items()},
+            "precision": self.precision,
             "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks},
             "rng": rng_state(),
         }
@@ -291,6 +322,18 @@ class Engine:
             opt.load_state_dict(state["optimizers"][k])
         for k, sched in self.schedules.items():
             sched.load_state_dict(state["schedules"][k])
+        for k, scaler in self.scalers.items():
+            if k in state.get("scalers", {}):
+                scaler.load_state_dict(state["scalers"][k])
+        saved = state.get("precision", self.precision)
+        if saved != self.precision:
+            log.warning(
+                "this run trained in %s until step %d and continues in %s on this machine (%s)",
+                saved,
+                self.step_count,
+                self.precision,
+                self.precision_choice.reason,
+            )
         for cb in self.callbacks:
             cb.load_state_dict(state["callbacks"].get(type(cb).__name__, {}))
         set_rng_state(state["rng"])

@@ -39,7 +39,7 @@ class LayerSettings:
     shuffle: bool = True
     optimizer_args: dict[str, Any] = field(default_factory=dict)
     schedule: str = "constant"
-    precision: str = "fp32"
+    precision: str = "auto"
 
 
 def layer_settings(n_layers: int, base: LayerSettings, layers: Sequence[Mapping[str, Any]] = ()) -> list[LayerSettings]:
