@@ -3,6 +3,7 @@ the carried state, perplexity / bits per character, generation and ``deeprecipes
 
 import gzip
 import math
+import types
 
 import pytest
 import torch
@@ -218,6 +219,20 @@ def test_model_takes_the_corpus_vocabulary_and_one_hot_inputs():
     assert m.eval_step(windows)["loss"].shape == (3,)
     with pytest.raises(ConfigError, match="steps"):
         m.check_data(torch.zeros(4, 0, dtype=torch.int64))
+
+
+@pytest.mark.parametrize("embed_size, init", [(8, "torch"), (8, "glorot"), (8, "uniform"), (0, "glorot")])
+def test_layers_sized_to_the_corpus_land_on_the_models_device(embed_size, init):
+    """The runner moves the model to its device before ``prepare_data``, which rebuilds the vocabulary-sized layers
+    (the one-hot recurrent stack too): they must follow the other weights there. The meta device stands in for a GPU
+    here; tests/test_cuda.py runs the real thing."""
+    vocab = [chr(c) for c in range(33, 33 + 40)]
+    m = create_model("rnn-lm", vocab_size=11, hidden_size=8, num_layers=1, embed_size=embed_size, init=init)
+    m = m.to("meta")
+    m.prepare_data(types.SimpleNamespace(meta={"vocab": vocab, "level": "char"}))
+    assert m.vocab_size == 40 and m.readout.out_features == 40
+    assert {p.device.type for p in m.parameters()} == {"meta"}
+    assert {b.device.type for b in m.buffers()} == {"meta"}
 
 
 def test_generation_is_seeded_and_checks_its_prime():

@@ -5,6 +5,7 @@ som-colors and som-mnist on their real data."""
 from __future__ import annotations
 
 import math
+import types
 
 import numpy as np
 import pytest
@@ -59,6 +60,16 @@ def test_batch_step_with_eta_1_is_kohonens_batch_map():
         h = torch.tensor([math.exp(-float(som.lattice_d2[b, j]) / 1.5**2) for b in bmu])
         expected[j] = (h[:, None] * x).sum(0) / h.sum()
     torch.testing.assert_close(som.weights.detach(), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_logged_schedule_is_on_the_device_of_the_loss():
+    """The engine stacks a step's logged scalars into one tensor, so eta and sigma must be on the loss's device (the
+    meta device stands in for a GPU; tests/test_cuda.py runs the real thing)."""
+    som = create_model("som", m=2, n=3, n_features=2, iterations=5)
+    som.online_step = lambda x, t: torch.zeros((), device="meta")
+    logs = som.train_step((torch.zeros(4, 2),), types.SimpleNamespace(epoch=1))
+    assert {v.device.type for v in logs.values()} == {"meta"}
+    assert logs["eta"].dtype == logs["sigma"].dtype == torch.float32
 
 
 def test_quantization_and_topographic_error():

@@ -5,8 +5,9 @@ Datasets registered here:
 ``shakespeare-char``
     Characters of Shakespeare. The package ships eight whole plays (about 1 MB, public domain, Project Gutenberg
     texts as packaged by the Open Shakespeare project): Hamlet, Macbeth, Romeo and Juliet, Julius Caesar, Othello,
-    King Lear, A Midsummer Night's Dream and The Tempest, so the default runs offline. ``source="full"`` reads all
-    43 works from ``<data dir>/shakespeare/*.txt`` (5 MB); ``source="<path>"`` reads any UTF-8 text file.
+    King Lear, A Midsummer Night's Dream and The Tempest, so the default runs offline. ``source="full"`` reads
+    every work in ``<data dir>/shakespeare/*.txt`` (42 plays and poems, 5 MB); ``source="<path>"`` reads any UTF-8
+    text file.
 ``shakespeare-words``
     The same text as PTB-style words: lower case, punctuation split off, each non-empty line ending in ``<eos>``,
     the ``vocab_size`` most frequent words kept and the rest mapped to ``<unk>``.

@@ -100,7 +100,10 @@ class RNNLanguageModel(Model):
         self._last: torch.Tensor | None = None  # targets of the last step of the previous batch
 
     def _build_io(self, vocab_size: int) -> None:
-        """(Re)build the vocabulary-sized layers and initialise every weight."""
+        """(Re)build the vocabulary-sized layers and initialise every weight. The new layers are built and
+        initialised on the CPU, as every model is, then moved to the device of the existing weights (``prepare_data``
+        runs after the model was moved to the run's device)."""
+        device = next(self.rnn.parameters()).device
         self.vocab_size = vocab_size
         self.embedding = nn.Embedding(vocab_size, self.embed_size) if self.embed_size else None
         if not self.embed_size:
@@ -117,6 +120,9 @@ class RNNLanguageModel(Model):
                     if layer is not None:
                         nn.init.xavier_uniform_(layer.weight)
                 nn.init.zeros_(self.readout.bias)
+        for layer in (self.embedding, self.rnn, self.readout):
+            if layer is not None:
+                layer.to(device)
 
     # ------------------------------------------------------------------------------------------------------------
 

@@ -37,7 +37,8 @@ def keep_info_components(singular_values: torch.Tensor, keep_info: float) -> int
     """The cookbook's rule: the first k with ``cumsum(s / sum(s))[k-1] >= keep_info`` (s: singular values)."""
     s = singular_values.double()
     share = torch.cumsum(s / s.sum(), 0)
-    return int(torch.searchsorted(share, torch.tensor(keep_info - 1e-12, dtype=share.dtype)).item()) + 1
+    bound = torch.tensor(keep_info - 1e-12, dtype=share.dtype, device=share.device)  # searchsorted: one device
+    return int(torch.searchsorted(share, bound).item()) + 1
 
 
 class PCA(Model):

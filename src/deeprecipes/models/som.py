@@ -171,7 +171,9 @@ class SOM(Model):
         step = self.online_step if self.mode == "online" else self.batch_step
         loss = step(batch[0], t)  # before the update
         eta, sigma = self.schedule(t)
-        return {"loss": loss, "eta": torch.tensor(eta), "sigma": torch.tensor(sigma)}
+        # on the loss's device: the engine stacks every logged scalar into one tensor
+        dev = loss.device
+        return {"loss": loss, "eta": torch.tensor(eta, device=dev), "sigma": torch.tensor(sigma, device=dev)}
 
     def eval_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         return self._errors(batch[0])
