@@ -21,7 +21,6 @@ from deeprecipes.data.sources import FileSpec, cache_dir, data_dir, locate
 from deeprecipes.errors import ConfigError, DataError
 from deeprecipes.registry import create_dataset, list_datasets
 
-REPO = Path(__file__).resolve().parents[1]
 SHIPPED = vision.SHIPPED["mnist"]
 NAMES = [vision.TRAIN_IMAGES, vision.TRAIN_LABELS, vision.TEST_IMAGES, vision.TEST_LABELS]
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -280,19 +279,18 @@ def test_missing_without_data_dir_says_so(tmp_path, monkeypatch):
 
 
 def fashion_folder() -> Path | None:
-    """A data folder with a fashion-mnist/ sub-folder holding the four files: $DEEPRECIPES_DATA or ../shared/data."""
-    candidates = [Path(os.environ["DEEPRECIPES_DATA"])] if os.environ.get("DEEPRECIPES_DATA") else []
-    candidates.append(REPO.parent / "shared" / "data")
-    for folder in candidates:
-        if all((folder / "fashion-mnist" / name).is_file() for name in NAMES):
-            return folder
+    """The data folder ($DEEPRECIPES_DATA) when it has a fashion-mnist/ sub-folder holding the four files."""
+    folder = Path(os.environ["DEEPRECIPES_DATA"]) if os.environ.get("DEEPRECIPES_DATA") else None
+    if folder is not None and all((folder / "fashion-mnist" / name).is_file() for name in NAMES):
+        return folder
     return None
 
 
+@pytest.mark.data
 def test_fashion_mnist_loads_from_data_dir(monkeypatch):
     folder = fashion_folder()
     if folder is None:
-        pytest.skip("no fashion-mnist/ folder under $DEEPRECIPES_DATA or ../shared/data")
+        pytest.skip("needs a download: no fashion-mnist/ folder with the four IDX files under $DEEPRECIPES_DATA")
     monkeypatch.setenv("DEEPRECIPES_DATA", str(folder))
     data = create_dataset("fashion-mnist", split="tf")
     assert data.sizes() == {"train": 55000, "val": 5000, "test": 10000}
@@ -452,3 +450,14 @@ def test_mnist_downloads_into_cache_when_nothing_else_has_it(tmp_path, online, m
     assert data.meta["files"] == [str(cache / name) for name in NAMES]
     assert leftovers(cache) == sorted(NAMES)
     assert np.bincount(data.train.y.numpy()).tolist() == MNIST_TRAIN_COUNTS
+
+
+@pytest.mark.data
+def test_the_shakespeare_works_load_from_the_data_folder():
+    try:
+        data = create_dataset("shakespeare-char", source="full")
+    except DataError as e:
+        pytest.skip(f"needs a download: {e}")
+    shipped = create_dataset("shakespeare-char")
+    assert len(data.meta["works"]) >= 40  # ../shared/data has 42 of the 43 its README lists
+    assert data.sizes()["train"] > 4 * shipped.sizes()["train"]
