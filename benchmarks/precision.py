@@ -1,12 +1,15 @@
-"""float32 against bfloat16 autocast: the same recipe, shortened, run both ways in one process; prints the speed-up.
+"""float32 against what ``precision = "auto"`` picks on this machine: the same recipes, shortened, run both ways in one
+process; prints the machine, the bf16 probe and the speed-up.
 
-The recipes that ship with ``precision = "bf16"`` (``dbn-mnist``, ``sda-mnist-blog004``) are run through the normal
-runner (data, evaluation after every epoch, checkpoints, TensorBoard), once with ``pretrain.precision`` and
-``train.precision`` set to ``fp32`` and once to ``bf16``, with ``--pretrain-epochs`` epochs per layer and
-``--epochs`` fine-tuning epochs. The two runs alternate ``--repeats`` times and each side keeps its fastest wall
-time. Bfloat16 pays on CPUs with AVX-512 bf16 or AMX; elsewhere it can be slower than float32.
+``auto`` is bfloat16 autocast where the CPU (AVX512-BF16, AMX) or GPU runs bf16 natively and float32 elsewhere
+(:func:`deeprecipes.machine.resolve_precision`). Each recipe that ships with ``precision = "auto"`` runs through
+the normal runner (data, evaluation after every epoch, checkpoints, TensorBoard), once with ``train.precision`` (and
+``pretrain.precision``) set to ``fp32`` and once to ``auto``, shortened to ``--pretrain-epochs`` epochs per layer and
+``--epochs`` epochs. The two runs alternate ``--repeats`` times and each side keeps its fastest wall time. Where
+``auto`` is float32 there is nothing to compare, and the row says why; the probe line shows what bf16 would cost
+(on an AVX2-only CPU a bf16 matmul falls back to a reference kernel, about 50x slower than float32).
 
-    python benchmarks/precision.py                          # both recipes, 1 + 1 epochs, 2 repeats
+    python benchmarks/precision.py                          # the recipes below, 1 + 1 epochs, 2 repeats
     python benchmarks/precision.py sda-mnist-blog004 --threads 2 --repeats 1
 """
 
@@ -16,27 +19,24 @@ import argparse
 import tempfile
 from pathlib import Path
 
+import torch
+
 import deeprecipes
+from deeprecipes import machine
 
-RECIPES = ("dbn-mnist", "sda-mnist-blog004")
+RECIPES = ("dbn-mnist", "sda-mnist-blog004", "mlp-mnist-fast", "cnn-mnist-fast", "lstm-mnist-fast")
 
 
-def one_run(recipe: str, precision: str, args: argparse.Namespace, out: Path) -> tuple[float, float]:
-    """Wall time and target metric of one shortened run at ``precision``."""
+def one_run(recipe: str, precision: str, args: argparse.Namespace, out: Path) -> tuple[float, float, str]:
+    """Wall time, target metric and the precision used of one shortened run."""
+    overrides = {"train.precision": precision}
+    if deeprecipes.load_recipe(recipe).pretrain.epochs:
+        overrides.update({"pretrain.epochs": args.pretrain_epochs, "pretrain.precision": precision})
     r = deeprecipes.run(
-        recipe,
-        epochs=args.epochs,
-        seed=0,
-        threads=args.threads,
-        out=out,
-        progress=False,
-        overrides={
-            "pretrain.epochs": args.pretrain_epochs,
-            "pretrain.precision": precision,
-            "train.precision": precision,
-        },
+        recipe, epochs=args.epochs, seed=0, threads=args.threads, out=out, progress=False, overrides=overrides
     )
-    return r.summary["wall_time_s"], r.summary["metrics"][r.summary["target"]["metric"]]
+    used = r.summary["precision"]["train"]["used"]
+    return r.summary["wall_time_s"], r.summary["metrics"][r.summary["target"]["metric"]], used
 
 
 def main() -> None:
@@ -47,22 +47,37 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--threads", type=int)
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"machine: {machine.summary_line()}")
+    probe = machine.bf16_probe(refresh=True)
+    print(
+        f"bf16 probe (1024-wide linear layer, forward + backward, 256 rows): {probe['speedup']:.2f}x float32's speed, "
+        f"bf16 LSTM {'runs' if probe['lstm_bf16'] else 'fails'}"
+    )
+    auto = machine.resolve_precision("auto", torch.device("cpu"))
+    print(f"auto: {auto}", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for recipe in args.recipes:
-            best: dict[str, tuple[float, float]] = {}
+            best: dict[str, tuple[float, float, str]] = {}
+            sides = ("fp32", "auto") if auto.used != "fp32" else ("fp32",)
             for rep in range(args.repeats):
-                for precision in ("fp32", "bf16"):
-                    t, value = one_run(recipe, precision, args, Path(tmp) / f"{recipe}-{precision}-{rep}")
-                    print(f"{recipe} {precision} repeat {rep}: {t:.1f} s, {value:.4g}", flush=True)
+                for precision in sides:
+                    t, value, used = one_run(recipe, precision, args, Path(tmp) / f"{recipe}-{precision}-{rep}")
+                    print(f"{recipe} {precision} ({used}) repeat {rep}: {t:.1f} s, {value:.4g}", flush=True)
                     if precision not in best or t < best[precision][0]:
-                        best[precision] = (t, value)
-            rows.append((recipe, best["fp32"], best["bf16"]))
-    print(f"\n{args.pretrain_epochs} pretraining epoch(s) per layer, {args.epochs} fine-tuning epoch(s), seed 0")
-    print("| recipe | float32 | bfloat16 autocast | speed-up |")
+                        best[precision] = (t, value, used)
+            rows.append((recipe, best["fp32"], best.get("auto")))
+    print(f"\n{args.pretrain_epochs} pretraining epoch(s) per layer, {args.epochs} epoch(s), seed 0")
+    print("| recipe | float32 | auto | speed-up |")
     print("|---|---|---|---|")
-    for recipe, (t32, v32), (t16, v16) in rows:
-        print(f"| `{recipe}` | {t32:.1f} s ({v32:.4g}) | {t16:.1f} s ({v16:.4g}) | {t32 / t16:.2f}x |")
+    for recipe, (t32, v32, _), other in rows:
+        if other is None:
+            print(f"| `{recipe}` | {t32:.1f} s ({v32:.4g}) | float32 here ({auto.reason}) | 1x |")
+        else:
+            t16, v16, used = other
+            print(f"| `{recipe}` | {t32:.1f} s ({v32:.4g}) | {used}: {t16:.1f} s ({v16:.4g}) | {t32 / t16:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ def main() -> None:
     from sklearn.neural_network import BernoulliRBM
     from threadpoolctl import threadpool_limits
 
+    from deeprecipes import machine
     from deeprecipes.estimators import RBM
     from deeprecipes.registry import create_dataset
 
@@ -70,6 +71,7 @@ def main() -> None:
     pll_sk = float(np.mean(sk.score_samples(X_test)))
     pll_ours = float(np.mean(ours.score_samples(X_test)))
     result = {
+        "machine": machine.describe(),
         "n_samples": len(X),
         "n_components": args.n_components,
         "batch_size": args.batch_size,
@@ -87,6 +89,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(result))
         return
+    print(f"machine: {machine.summary_line()}")
     print(
         f"PCD-1, {len(X)} MNIST images, {args.n_components} hidden, batch {args.batch_size}, {args.epochs} epochs, "
         f"{args.threads} thread(s)"

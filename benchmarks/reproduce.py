@@ -15,7 +15,10 @@ import json
 import statistics
 from pathlib import Path
 
+import torch
+
 import deeprecipes
+from deeprecipes import machine
 from deeprecipes.recipes import load_recipe
 from deeprecipes.registry import list_recipes
 
@@ -53,6 +56,9 @@ def main() -> None:
     p.add_argument("--threads", type=int)
     p.add_argument("--json", help="write all numbers here")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"machine: {machine.summary_line()}", flush=True)
     results = {}
     for name in args.recipes or list_recipes():
         cfg = load_recipe(name)
@@ -69,7 +75,14 @@ def main() -> None:
                     r = deeprecipes.run(name, seed=seed, out=out, threads=args.threads, progress=False)
                 summary, history = r.summary, r.history
             rows.append(
-                {"seed": seed, "metrics": summary["metrics"], "wall_time_s": summary["wall_time_s"], "history": history}
+                {
+                    "seed": seed,
+                    "metrics": summary["metrics"],
+                    "wall_time_s": summary["wall_time_s"],
+                    "precision": summary.get("precision"),
+                    "cpu": summary.get("machine", {}).get("cpu"),
+                    "history": history,
+                }
             )
             print(
                 f"{name} seed {seed}: {cfg.target.metric} = {summary['metrics'][cfg.target.metric]:.6g} "
@@ -77,6 +90,7 @@ def main() -> None:
                 flush=True,
             )
         results[name] = {
+            "machine": machine.describe(),
             "target": cfg.target.metric,
             "published": cfg.target.value,
             "source": cfg.target.source,

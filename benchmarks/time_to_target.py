@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 import deeprecipes
+from deeprecipes import machine
 from deeprecipes.registry import create_dataset
 from deeprecipes.training.callbacks import Callback
 
@@ -300,6 +301,7 @@ def main() -> None:
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    print(f"machine: {machine.summary_line()}", flush=True)
     mnist = create_dataset("mnist", split="tf")
     x_train, y_train = mnist.train.x.numpy(), mnist.train.y.numpy()
     x_test, y_test = mnist.test.x.numpy(), mnist.test.y.numpy()
@@ -343,7 +345,9 @@ def main() -> None:
         )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"threads": args.threads, "seed": args.seed, "results": out}, f, indent=2)
+            json.dump(
+                {"threads": args.threads, "seed": args.seed, "machine": machine.describe(), "results": out}, f, indent=2
+            )
 
 
 if __name__ == "__main__":

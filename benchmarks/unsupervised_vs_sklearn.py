@@ -39,10 +39,12 @@ def main() -> None:
     from sklearn.decomposition import PCA as SkPCA
     from sklearn.metrics import adjusted_rand_score
 
+    from deeprecipes import machine
     from deeprecipes.estimators import PCA, KMeans, SelfOrganizingMap
     from deeprecipes.registry import create_dataset
 
     torch.set_num_threads(args.threads)
+    print(f"machine: {machine.summary_line()}")
     x = create_dataset("mnist", split="tf").train.x[: args.rows].numpy().astype(np.float64)
     print(f"data: {x.shape[0]} x {x.shape[1]} MNIST training images, {args.threads} thread(s), device {args.device}")
     rows = []
