@@ -65,6 +65,9 @@ def run_cli(*args, **env):
         (["resume", "/nonexistent/run"], "is not a run directory"),
         (["run", "denoising-autoencoder", "--smoke", "--out", "/proc/forbidden/run"], "cannot write the run directory"),
         (["run", "denoising-autoencoder", "--smoke", "--device", "cuda:7"], "CUDA"),
+        (["run", "denoising-autoencoder", "--check", "--device", "banana"], "'banana' is not a device"),
+        (["run", "denoising-autoencoder", "--check", "--device", "meta"], "does not run on meta devices"),
+        (["run", "denoising-autoencoder", "--check", "--device", "hpu"], "does not run on hpu devices"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, expected):
@@ -72,6 +75,17 @@ def test_bad_input_is_one_line_and_exit_2(args, expected):
     assert code == 2, err
     assert err.count("\n") == 1 and err.startswith("error: ") and expected in err, err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("device", ["cuda", "mps"])
+def test_check_refuses_a_device_this_machine_lacks(device):
+    import torch
+
+    if (device == "cuda" and torch.cuda.is_available()) or (device == "mps" and torch.backends.mps.is_available()):
+        pytest.skip(f"this machine has {device}")
+    code, out, err = run_cli("run", "lstm-mnist", "--check", "--device", device)
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert f"but torch sees no {device.upper()} device here" in err
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):

@@ -59,21 +59,33 @@ class RunResult:
 
 
 def resolve_device(name: str) -> Any:
-    """``auto`` -> CUDA when present, else MPS when present, else CPU; anything else is checked."""
+    """``auto`` -> CUDA when present, else MPS when present, else CPU; anything else is checked: a device type
+    deeprecipes runs on (cpu, cuda, cuda:N, mps) that this machine has."""
     import torch
 
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = bool(mps and mps.is_available())
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        if has_mps:
             return torch.device("mps")
         return torch.device("cpu")
+    allowed = "use auto, cpu, cuda, cuda:N or mps"
     try:
         dev = torch.device(name)
-    except RuntimeError:
-        raise DeepRecipesError(f"train.device '{name}' is not a device; use auto, cpu, cuda, cuda:N or mps") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DeepRecipesError(f"train.device '{name}' asked for CUDA, but torch sees no CUDA device here")
+    except (RuntimeError, TypeError):
+        raise DeepRecipesError(f"train.device '{name}' is not a device; {allowed}") from None
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise DeepRecipesError(f"train.device '{name}': deeprecipes does not run on {dev.type} devices; {allowed}")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeepRecipesError(f"train.device '{name}' asked for CUDA, but torch sees no CUDA device here")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            n = torch.cuda.device_count()
+            raise DeepRecipesError(f"train.device '{name}': the machine has {n} CUDA device(s), cuda:0 to cuda:{n - 1}")
+    if dev.type == "mps" and not has_mps:
+        raise DeepRecipesError(f"train.device '{name}' asked for MPS (Apple GPUs), but torch sees no MPS device here")
     return dev
 
 
@@ -692,6 +704,7 @@ def run(
     if check:
         from .registry import create_model
 
+        _Machine.resolve(cfg)  # the device exists here, the precisions resolve
         create_model(cfg.model.name, **cfg.model.args)  # builds without data: catches model-level errors too
         return cfg
     run_dir = _make_run_dir(cfg, out)
