@@ -22,6 +22,7 @@ from deeprecipes.data import Batches
 from deeprecipes.errors import ConfigError
 from deeprecipes.estimators import RBM as RBMEstimator
 from deeprecipes.estimators import DataRangeWarning, GaussianRBM
+from deeprecipes.machine import Precision
 from deeprecipes.models.rbm import RBM, ais_betas, ais_log_partition, exact_log_partition
 from deeprecipes.models.stacked import LayerStack, StackedClassifier
 from deeprecipes.recipes import load_recipe
@@ -235,7 +236,7 @@ def test_bf16_precision_runs_the_chain_in_bfloat16_and_still_learns():
     hidden_input = rbm.hidden_input
     rbm.hidden_input = lambda v: seen.append(hidden_input(v).dtype) or hidden_input(v)
     before = after_val(rbm, x)
-    fit(rbm, x, epochs=15, precision="bf16")
+    fit(rbm, x, epochs=15, precision=Precision("bf16", "bf16", "forced: tested on every CPU"))
     assert torch.bfloat16 in seen and rbm.W.dtype == torch.float32
     assert after_val(rbm, x) > before + 1.0
 
