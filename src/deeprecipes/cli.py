@@ -6,7 +6,7 @@
     deeprecipes eval RUN_DIR [--best]
     deeprecipes resume RUN_DIR
     deeprecipes activations [--out FILE]
-    deeprecipes tune NAME --grid key=v1,v2 [--grid ...] [--random N --seed S] [--metric M] [--out DIR]
+    deeprecipes tune NAME [--grid key=v1,v2]... [--space key=LO:HI[:log]]... [--trials N] [--storage URL --study S]
     deeprecipes sample RUN_DIR [--prime TEXT] [--temperature T] [--length N] [--seed S] [--best]
 
 Errors a user can cause print one line, ``error: ...``, and exit with status 2.
@@ -91,21 +91,42 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="seed of the random draws (default 0)")
     s.add_argument("--best", action="store_true", help="use the best checkpoint instead of the latest")
 
-    s = sub.add_parser("tune", help="search hyperparameters: one run per grid point or random draw, ranked")
+    s = sub.add_parser("tune", help="search hyperparameters with Optuna: one run per trial, ranked")
     s.add_argument("name")
     s.add_argument(
         "--grid",
         action="append",
         default=[],
         metavar="KEY=VALUES",
-        help="values to search, e.g. --grid optimizer.lr=0.1,0.01; with --random also log:LO:HI, uniform:LO:HI, "
-        "int:LO:HI (repeatable)",
+        help="categorical choices, e.g. --grid optimizer.lr=0.1,0.01 (repeatable)",
     )
-    s.add_argument("--random", type=int, metavar="N", help="run N random trials instead of the whole grid")
-    s.add_argument("--seed", type=int, default=0, help="seed of the random draws (default 0)")
+    s.add_argument(
+        "--space",
+        action="append",
+        default=[],
+        metavar="KEY=LO:HI[:log]",
+        help="a float range, or an int range when both ends are integers; ':log' for a log scale, e.g. "
+        "--space optimizer.lr=1e-4:1e-1:log (repeatable)",
+    )
+    s.add_argument(
+        "--trials", type=int, metavar="N", help="trials to run in this process (default for a grid: the rest of it)"
+    )
+    s.add_argument(
+        "--sampler",
+        choices=("auto", "grid", "tpe", "random"),
+        default="auto",
+        help="auto (default): grid for --grid keys only, else TPE",
+    )
+    s.add_argument("--random", type=int, metavar="N", help="same as --trials N --sampler random")
+    s.add_argument(
+        "--pruner", choices=("median", "none"), default="median", help="prune trials on the validation metric"
+    )
+    s.add_argument("--seed", type=int, default=0, help="seed of the sampler (default 0)")
     s.add_argument("--metric", help="metric that ranks the trials (default: the recipe's target)")
     s.add_argument("--mode", choices=("min", "max"), help="whether lower or higher --metric is better")
-    s.add_argument("--out", help="search directory (default runs/tune/<recipe>); re-run to continue it")
+    s.add_argument("--storage", metavar="URL", help="Optuna database URL shared by processes (default OUT/study.db)")
+    s.add_argument("--study", metavar="NAME", help="study name in the storage (default: the recipe's name)")
+    s.add_argument("--out", help="search directory (default runs/tune/<recipe>); re-run to add trials to it")
     s.add_argument(
         "--set",
         dest="overrides",
@@ -123,23 +144,34 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_tune(args: argparse.Namespace) -> None:
-    from .tuning import format_table, parse_grid_option, tune
+    from .tuning import format_table, parse_grid_option, parse_space_option, tune
 
     grid: dict[str, object] = {}
-    for item in args.grid:
-        key, values = parse_grid_option(item)
-        if key in grid:
-            raise DeepRecipesError(f"--grid '{key}' is given twice; list all its values in one --grid")
-        grid[key] = values
+    space: dict[str, object] = {}
+    for option, items, parse, into in (
+        ("--grid", args.grid, parse_grid_option, grid),
+        ("--space", args.space, parse_space_option, space),
+    ):
+        for item in items:
+            key, values = parse(item)
+            if key in grid or key in space:
+                raise DeepRecipesError(f"{option} '{key}': the key is given twice; give it once, with all its values")
+            into[key] = values
     try:
         result = tune(
             args.name,
             grid,
+            space=space,
+            trials=args.trials,
+            sampler=args.sampler,
             random=args.random,
+            pruner=args.pruner,
             seed=args.seed,
             metric=args.metric,
             mode=args.mode,
             out=args.out,
+            storage=args.storage,
+            study=args.study,
             overrides=args.overrides,
             epochs=args.epochs,
             steps=args.steps,
@@ -151,11 +183,13 @@ def _cmd_tune(args: argparse.Namespace) -> None:
     except KeyboardInterrupt:
         print("interrupted; run the same command again to continue the search", file=sys.stderr)
         raise SystemExit(130) from None
+    storage = result.storage_shown
     print(f"search directory: {result.out}  (results.md, results.csv)")
+    print(f"study '{result.study.study_name}' in {storage}  (optuna-dashboard {storage})")
     print(format_table(result), end="")
     best = result.best
     if best:
-        shown = ", ".join(f"{k}={v}" for k, v in best["params"].items())
+        shown = ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["params"].items())
         print(f"best: {best['trial']} ({shown}) {result.metric} {best['value']:.6g}: {best['run_dir']}")
     else:
         print(f"no trial produced {result.metric}")
