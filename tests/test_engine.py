@@ -155,3 +155,52 @@ def test_overfits_one_batch():
     engine = Engine(model, optimizers=torch.optim.Adam(model.parameters(), lr=0.05))
     engine.fit(Batches(x, y, batch_size=20), epochs=100)
     assert engine.history[-1]["train_loss"] < 0.05
+
+
+class CountingSource:
+    """A source with state of its own, as an environment or a replay buffer has: batches drawn so far."""
+
+    def __init__(self, x, y):
+        self.x, self.y, self.drawn = x, y, 0
+
+    def __len__(self):
+        return 3
+
+    def epoch(self, epoch, start=0):
+        for i in range(start, 3):
+            self.drawn += 1
+            yield self.x[i * 10 : (i + 1) * 10], self.y[i * 10 : (i + 1) * 10]
+
+    def state_dict(self):
+        return {"drawn": self.drawn}
+
+    def load_state_dict(self, state):
+        self.drawn = state["drawn"]
+
+
+def test_source_state_is_checkpointed_and_given_back_before_a_resumed_fit():
+    x, y = blobs(30)
+    model = TinyNet()
+    engine = Engine(model, optimizers=build_optimizer("sgd", model.parameters(), 0.1))
+    engine.fit(CountingSource(x, y), epochs=2)
+    state = engine.state_dict()
+    assert state["source"] == {"drawn": 6}
+    again = Engine(model, optimizers=build_optimizer("sgd", model.parameters(), 0.1))
+    again.load_state_dict(state)
+    source = CountingSource(x, y)
+    again.fit(source, epochs=3)
+    assert source.drawn == 9  # 6 restored, 3 more
+
+
+def test_resume_on_other_batches_stops_with_one_line():
+    x, y = blobs(100)
+    model = TinyNet()
+    engine = Engine(model, optimizers=build_optimizer("sgd", model.parameters(), 0.1))
+    engine.fit(Batches(x, y, batch_size=10, seed=1), epochs=1)
+    assert engine.state_dict()["source"] == {"n": 100, "batch_size": 10, "shuffle": True, "drop_last": False, "seed": 1}
+    again = Engine(model, optimizers=build_optimizer("sgd", model.parameters(), 0.1))
+    again.load_state_dict(engine.state_dict())
+    with pytest.raises(
+        TrainingError, match="cannot resume: the training batches differ from the checkpoint's: batch_size 10 -> 20"
+    ):
+        again.fit(Batches(x, y, batch_size=20, seed=1), epochs=2)

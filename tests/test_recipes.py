@@ -80,6 +80,7 @@ LOSS = {
     "rnn-lm": "test_loss",
     "rnn-sequence-tagger": "test_loss",
     "rnn-encoder-decoder": "test_loss",
+    "gaussian-gan": "test_w1",
 }  # the rest: test_loss for classifiers, test_mse otherwise
 
 

@@ -53,6 +53,8 @@ class Crash(Callback):
     [
         ("denoising-autoencoder", {**DAE_SMALL, "train.epochs": 3}, 31),  # between epoch checkpoints
         ("lstm-mnist", LSTM_SMALL, 23),  # Adam state, reshuffled batches, a checkpoint inside the epoch
+        # two optimizers, each with its Adam state (d with its cosine schedule), noise from the global RNG
+        ("gan-gaussian-toy", {"train.train_subset": 1280, "train.epochs": 3, "train.checkpoint_every": 9}, 31),
     ],
 )
 def test_interrupted_run_resumes_to_identical_weights(tmp_path, monkeypatch, recipe, overrides, crash_at):

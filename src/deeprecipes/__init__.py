@@ -22,6 +22,7 @@ _LAZY = {
     "resume": "deeprecipes.runner",
     "evaluate": "deeprecipes.runner",
     "figures": "deeprecipes.runner",
+    "load_run": "deeprecipes.rundir",
     "tune": "deeprecipes.tuning",
     "sample": "deeprecipes.models.language",
     "pretrain": "deeprecipes.training.layerwise",

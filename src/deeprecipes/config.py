@@ -197,6 +197,9 @@ class OptimizerConfig:
         choices=("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "rmsprop-tf", "adam", "adamw"),
     )
     lr: float = _f(0.01, "learning rate", min=0.0)
+    lr_scale: dict[str, float] = _f(
+        {}, "learning-rate factor per parameter group the model names, e.g. {body = 0.1} to fine-tune it slowly"
+    )
     args: dict[str, Any] = _f({}, "other optimizer arguments (momentum, betas, eps, weight_decay, ...)")
 
 
@@ -302,16 +305,28 @@ class RecipeConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    #: ``[optimizers.NAME]`` tables (each with its own ``schedule``) for models that declare several optimizers;
+    #: empty when the recipe has only ``[optimizer]`` and ``[schedule]``, the short form of "main"
+    optimizers: dict[str, OptimizerConfig] = field(default_factory=dict)
+    schedules: dict[str, ScheduleConfig] = field(default_factory=dict)
+
+    def optimizer_plan(self) -> dict[str, tuple[OptimizerConfig, ScheduleConfig]]:
+        """Optimizer name -> (its settings, its schedule), as the recipe names them."""
+        if not self.optimizers:
+            return {"main": (self.optimizer, self.schedule)}
+        return {name: (opt, self.schedules.get(name, ScheduleConfig())) for name, opt in self.optimizers.items()}
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict; builder arguments are flattened back into their section."""
         out: dict[str, Any] = {"name": self.name, "description": self.description}
         for section in SECTIONS:
-            d = dataclasses.asdict(getattr(self, section))
-            args = d.pop("args", None)
-            if args:
-                d.update(args)
-            out[section] = d
+            out[section] = _section_dict(getattr(self, section))
+        if self.optimizers:
+            del out["optimizer"], out["schedule"]
+            out["optimizers"] = {
+                name: {**_section_dict(opt), "schedule": _section_dict(sched)}
+                for name, (opt, sched) in self.optimizer_plan().items()
+            }
         return out
 
     def to_json(self) -> str:
@@ -330,22 +345,31 @@ class RecipeConfig:
         return metric, mode
 
 
-def _build_section(name: str, raw: Mapping[str, Any]) -> Any:
+def _section_dict(section: Any) -> dict[str, Any]:
+    d = dataclasses.asdict(section)
+    args = d.pop("args", None)
+    if args:
+        d.update(args)
+    return d
+
+
+def _build_section(name: str, raw: Mapping[str, Any], where: str = "") -> Any:
     cls = SECTIONS[name]
+    where = where or name
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     for key, value in raw.items():
         if key in fields and key != "args":
-            v = check_value(value, hints[key], f"{name}.{key}")
-            _check_range(v, fields[key].metadata, f"{name}.{key}")
+            v = check_value(value, hints[key], f"{where}.{key}")
+            _check_range(v, fields[key].metadata, f"{where}.{key}")
             kwargs[key] = v
         elif name in OPEN_SECTIONS:
             extra[key] = value
         else:
             allowed = ", ".join(f for f in fields if f != "args")
-            raise ConfigError(f"unknown key '{name}.{key}'; allowed: {allowed}")
+            raise ConfigError(f"unknown key '{where}.{key}'; allowed: {allowed}")
     if "args" in fields:
         kwargs["args"] = {**raw.get("args", {}), **extra} if isinstance(raw.get("args"), dict) else extra
     return cls(**kwargs)
@@ -357,15 +381,40 @@ def config_from_dict(raw: Mapping[str, Any]) -> RecipeConfig:
     for key, value in raw.items():
         if key in TOP_KEYS:
             kwargs[key] = check_value(value, str, key)
-        elif key in SECTIONS:
+        elif key in SECTIONS or key == "optimizers":
             if not isinstance(value, Mapping):
                 raise ConfigError(f"'{key}' must be a table of keys, got {value!r}")
-            kwargs[key] = _build_section(key, value)
+            if key != "optimizers":
+                kwargs[key] = _build_section(key, value)
         else:
-            raise ConfigError(f"unknown section or key '{key}'; allowed: {', '.join((*TOP_KEYS, *SECTIONS))}")
+            allowed = ", ".join((*TOP_KEYS, *SECTIONS, "optimizers"))
+            raise ConfigError(f"unknown section or key '{key}'; allowed: {allowed}")
+    if "optimizers" in raw:
+        kwargs["optimizers"], kwargs["schedules"] = _named_optimizers(raw)
     cfg = RecipeConfig(**kwargs)
     _check_builders(cfg)
     return cfg
+
+
+def _named_optimizers(raw: Mapping[str, Any]) -> tuple[dict[str, OptimizerConfig], dict[str, ScheduleConfig]]:
+    """``[optimizers.NAME]`` tables (with ``[optimizers.NAME.schedule]``); ``[optimizer]`` and ``[schedule]``, when
+    given beside them, are the one called "main"."""
+    tables = dict(raw["optimizers"])
+    if "optimizer" in raw or "schedule" in raw:
+        if "main" in tables:
+            raise ConfigError("[optimizer] is the short form of [optimizers.main]: give one of them, not both")
+        tables["main"] = {**raw.get("optimizer", {}), "schedule": raw.get("schedule", {})}
+    optimizers, schedules = {}, {}
+    for name, table in tables.items():
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"'optimizers.{name}' must be a table of keys, got {table!r}")
+        table = dict(table)
+        sched = table.pop("schedule", {})
+        if not isinstance(sched, Mapping):
+            raise ConfigError(f"'optimizers.{name}.schedule' must be a table of keys, got {sched!r}")
+        optimizers[name] = _build_section("optimizer", table, f"optimizers.{name}")
+        schedules[name] = _build_section("schedule", sched, f"optimizers.{name}.schedule")
+    return optimizers, schedules
 
 
 def _check_builders(cfg: RecipeConfig) -> None:
@@ -376,7 +425,11 @@ def _check_builders(cfg: RecipeConfig) -> None:
     if cfg.model.name:
         bind_arguments(MODELS.get(cfg.model.name), cfg.model.args, where=f"model '{cfg.model.name}'")
     bind_arguments(DATASETS.get(cfg.data.name), cfg.data.args, where=f"dataset '{cfg.data.name}'")
-    check_optimizer_args(cfg.optimizer.name, cfg.optimizer.args)
+    for name, (opt, _) in cfg.optimizer_plan().items():
+        check_optimizer_args(opt.name, opt.args, where=f"optimizers.{name}" if cfg.optimizers else "optimizer")
+        bad = {k: v for k, v in opt.lr_scale.items() if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0}
+        if bad:
+            raise ConfigError(f"optimizer lr_scale factors must be numbers >= 0, got {bad}")
     if cfg.pretrain.epochs or cfg.pretrain.layers:
         from .training.layerwise import pretrain_plan
 
@@ -405,9 +458,10 @@ def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[s
         if len(parts) == 1 and parts[0] in TOP_KEYS:
             out[parts[0]] = value
             continue
-        if len(parts) < 2 or parts[0] not in SECTIONS:
+        if len(parts) < 2 or parts[0] not in (*SECTIONS, "optimizers"):
             raise ConfigError(
-                f"unknown key '{dotted}'; keys look like section.key with section one of {', '.join(SECTIONS)}"
+                f"unknown key '{dotted}'; keys look like section.key with section one of "
+                f"{', '.join((*SECTIONS, 'optimizers'))}"
             )
         node = out.setdefault(parts[0], {})
         for p in parts[1:-1]:

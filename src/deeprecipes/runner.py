@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from . import machine
-from .config import RecipeConfig, config_from_dict, parse_override
+from .config import RecipeConfig, parse_override
 from .errors import CheckpointError, DeepRecipesError, TrainingError
 from .recipes import load_recipe
+from .rundir import MODEL_FILE, model_record, read_config
 
 __all__ = ["run", "resume", "evaluate", "figures", "RunResult", "resolve_device"]
 
@@ -248,7 +249,7 @@ def _build(
     from .registry import DATASETS, create_dataset, create_model
     from .training.callbacks import Checkpointer, EarlyStopping, MetricsLog, ProgressLogger, TensorBoardLogger
     from .training.engine import Engine
-    from .training.optim import build_optimizer, build_schedule
+    from .training.optim import build_optimizers
 
     t = cfg.train
     torch.manual_seed(t.seed)
@@ -278,18 +279,17 @@ def _build(
 
     if t.compile:
         model.compile()
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = build_optimizer(cfg.optimizer.name, params, cfg.optimizer.lr, **cfg.optimizer.args)
     steps_per_epoch = max(len(train_batches), 1)
     total_steps = t.epochs * steps_per_epoch
     if t.max_steps:
         total_steps = min(total_steps, t.max_steps)
-    s = cfg.schedule
-    schedule = None
-    if s.name != "constant" or s.warmup_steps:
-        schedule = build_schedule(
-            optimizer, steps_per_epoch=steps_per_epoch, total_steps=total_steps, **dataclasses.asdict(s)
-        )
+    optimizers, schedules = build_optimizers(
+        model.configure_optimizers(),
+        cfg.optimizer_plan(),
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total_steps,
+        model_name=f"model '{cfg.model.name}'",
+    )
 
     monitor, mode = cfg.monitor
     test = splits["test"].subset(10).to(device)
@@ -311,8 +311,8 @@ def _build(
         ]
     engine = Engine(
         model,
-        optimizers=optimizer,
-        schedules=schedule,
+        optimizers=optimizers,
+        schedules=schedules,
         callbacks=callbacks,
         grad_clip=t.grad_clip,
         l1=t.l1,
@@ -574,6 +574,8 @@ def _execute_on(
     clock = _Clock()
     parts = _build(cfg, run_dir, mach, data_dir=data_dir, progress=progress, extra_callbacks=callbacks)
     engine, model = parts["engine"], parts["model"]
+    record = model_record(cfg, model, parts["data"].train.x, getattr(parts["data"], "meta", {}))
+    atomic_write_text(run_dir / MODEL_FILE, json.dumps(record, indent=1))
     pretrained = _pretrain(cfg, run_dir, parts, resume=resume, progress=progress, clock=clock)
     if resume and read_index(run_dir / "checkpoints").get("latest"):
         weights, state, path = load_checkpoint(run_dir / "checkpoints")
@@ -602,7 +604,8 @@ def _execute_on(
         where = f"the last good checkpoint is {ckpt / latest}" if latest else "no checkpoint was written"
         raise TrainingError(f"{e}; {where}") from None
 
-    final = {k: v for k, v in (history[-1] if history else {}).items() if k not in ("epoch", "step", "lr")}
+    last = history[-1] if history else {}
+    final = {k: v for k, v in last.items() if k not in ("epoch", "step", "lr") and not k.startswith("lr_")}
     final.update(model.reference_metrics(_eval_subset(parts["data"], cfg.train.eval_subset)))
     report = _class_report(model, parts["data"], cfg.train.eval_subset)
     figures = _figures(cfg, run_dir, model, parts["sample"], parts["data"], report=report)
@@ -721,22 +724,11 @@ def run(
     )
 
 
-def _read_config(run_dir: Path) -> RecipeConfig:
-    path = Path(run_dir) / "config.json"
-    if not path.exists():
-        raise CheckpointError(f"{run_dir} is not a run directory (no config.json)")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: unreadable ({e})") from None
-    return config_from_dict(raw)
-
-
 def resume(run_dir: str | Path, *, data_dir: str | Path | None = None, progress: bool | None = None) -> RunResult:
     """Continue a run from its latest checkpoint; with the same seed on CPU it ends with the same weights as a run
     that was never interrupted. A run with no checkpoint yet starts over."""
     run_dir = Path(run_dir)
-    cfg = _read_config(run_dir)
+    cfg = read_config(run_dir)
     return _execute(cfg, run_dir, resume=True, data_dir=None if data_dir is None else str(data_dir), progress=progress)
 
 
@@ -746,7 +738,7 @@ def figures(
     """Draw a saved run's pictures again from its checkpoint: reconstructions (clean / corrupted / reconstructed),
     first-layer filters, training curves and, for a 2-unit code, the test set in code space. Returns the files."""
     run_dir = Path(run_dir)
-    cfg = _read_config(run_dir)
+    cfg = read_config(run_dir)
     with _on_machine(cfg, None) as (mach, _):
         parts = _rebuild(cfg, run_dir, mach, which, data_dir)
         import torch
@@ -785,7 +777,7 @@ def evaluate(
 ) -> dict[str, float]:
     """Rebuild a saved run's model from its directory and evaluate it on the full evaluation splits."""
     run_dir = Path(run_dir)
-    cfg = _read_config(run_dir)
+    cfg = read_config(run_dir)
     with _on_machine(cfg, None) as (mach, _):
         parts = _rebuild(cfg, run_dir, mach, which, data_dir, eval_on=splits)
         import torch

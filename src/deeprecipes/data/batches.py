@@ -1,12 +1,14 @@
 """Mini-batches over in-memory tensors on the run's device: no per-sample Python, seedable, resumable.
 
 The order of epoch ``e`` depends only on ``(seed, e)``, so a resumed run can jump straight to batch ``k`` of
-epoch ``e`` and see exactly the batches an uninterrupted run would have seen.
+epoch ``e`` and see exactly the batches an uninterrupted run would have seen. ``state_dict`` holds what fixes
+that order, and the engine checkpoints it with its own state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import torch
 
@@ -83,3 +85,20 @@ class Batches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         return self.epoch(0)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What fixes the batches of every epoch; the order itself is a function of it, so nothing else is kept."""
+        return {
+            "n": self.n,
+            "batch_size": self.batch_size,
+            "shuffle": self.shuffle,
+            "drop_last": self.drop_last,
+            "seed": self.seed,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Check that a checkpoint's batches are these; a resumed run on other data would silently diverge."""
+        mine = self.state_dict()
+        diff = [f"{k} {state[k]} -> {mine[k]}" for k in mine if k in state and state[k] != mine[k]]
+        if diff:
+            raise ValueError(f"the training batches differ from the checkpoint's: {', '.join(diff)}")

@@ -8,6 +8,8 @@ Registered datasets:
 ``boolean-function``
     The truth table of the cookbook's perceptron recipe (3.2), Y = AB + BC over three inputs, with a constant
     bias column; train and test are the same 8 rows, as in the book.
+``gaussian-1d``
+    Numbers drawn from one Gaussian, N(4, 1.25) by default: what the toy GAN learns to imitate.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from ..errors import ConfigError
 from ..registry import register_dataset
 from .base import ArrayData, DataSplits
 
-__all__ = ["boolean_function", "synthetic_linear", "BOOLEAN_FUNCTIONS"]
+__all__ = ["boolean_function", "gaussian_1d", "synthetic_linear", "BOOLEAN_FUNCTIONS"]
 
 
 @register_dataset("synthetic-linear")
@@ -131,3 +133,42 @@ def boolean_function(function: str = "ab+bc", bias_column: bool = True) -> DataS
         "function": function.lower(),
     }
     return DataSplits(name="boolean-function", split="truth-table", train=part, test=part, meta=meta)
+
+
+@register_dataset("gaussian-1d")
+def gaussian_1d(
+    n_train: int = 10000, n_test: int = 2000, mean: float = 4.0, std: float = 1.25, seed: int = 0
+) -> DataSplits:
+    """Samples of N(mean, std**2), the target distribution of the 1-D GAN demos.
+
+    Parameters
+    ----------
+    n_train, n_test : int
+        Number of samples in each split (the test split is drawn after the training one, from the same generator).
+    mean, std : float
+        The Gaussian.
+    seed : int
+        Seed of the numpy generator; the data depend only on it, not on the run's seed.
+
+    Returns
+    -------
+    DataSplits
+        x float32 (n, 1); no targets, no validation split. ``meta["gaussian"]`` holds mean and std.
+    """
+    if n_train < 1 or n_test < 1:
+        raise ConfigError(f"dataset 'gaussian-1d' needs n_train and n_test >= 1, got {n_train} and {n_test}")
+    if not std > 0:
+        raise ConfigError(f"dataset 'gaussian-1d' argument 'std' must be > 0, got {std}")
+    rng = np.random.default_rng(seed)
+    train, test = (
+        ArrayData(torch.from_numpy(rng.normal(mean, std, size=(n, 1)).astype(np.float32))) for n in (n_train, n_test)
+    )
+    meta = {
+        "task": "generation",
+        "num_classes": 0,
+        "classes": [],
+        "shape": [1],
+        "files": [],
+        "gaussian": {"mean": mean, "std": std},
+    }
+    return DataSplits(name="gaussian-1d", split="generated", train=train, test=test, meta=meta)

@@ -5,6 +5,8 @@ fits:
 
 - ``compute_loss(batch)`` only: the default ``train_step`` does autocast, backward, clipping, penalties and the
   optimizer step through the engine (autoencoders with a penalty override just this).
+- ``configure_optimizers()``: the named optimizers and parameter groups the model trains with (default: one,
+  "main", over all trainable parameters).
 - ``train_step(batch, engine)``: any update rule — two optimizers (GANs, via ``engine.step(loss, "d")``), no
   autograd at all (RBM contrastive divergence), an environment loop (reinforcement learning).
 - ``eval_step(batch)``: per-sample metrics, averaged over the whole evaluation set by the engine (or summed, for
@@ -35,6 +37,17 @@ class Model(nn.Module):
     #: metric names the engine reports as totals over the evaluation set instead of means
     summed_metrics: ClassVar[frozenset[str]] = frozenset()
 
+    def configure_optimizers(self) -> dict[str, list[dict[str, Any]]]:
+        """The optimizers this model trains with: name -> parameter groups (``{"params": [...], "name": ...}``).
+
+        The default is one optimizer, "main", over every parameter that requires a gradient (none when there are
+        none). A recipe sets each one in ``[optimizers.NAME]`` (``[optimizer]`` is the short form of "main"); a
+        group's ``name`` is what ``lr_scale`` refers to. GANs return ``{"g": ..., "d": ...}``; models that learn
+        without gradients (SOM, k-means, PCA) return ``{}``.
+        """
+        params = [p for p in self.parameters() if p.requires_grad]
+        return {"main": [{"params": params}]} if params else {}
+
     def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Return the scalar loss to minimise and extra scalars to log (without the ``loss`` key)."""
         raise NotImplementedError(f"{type(self).__name__} must define compute_loss or train_step")
@@ -58,6 +71,16 @@ class Model(nn.Module):
         """Called once on the loaded DataSplits (after seeding): return them, changed if the model needs it (noise
         drawn once for the whole set)."""
         return data
+
+    def data_args(self) -> dict[str, Any]:
+        """Builder arguments that ``prepare_data`` decided from the data (a vocabulary's size): they join the
+        recipe's in the run's ``model.json``, so :func:`deeprecipes.load_run` builds the same shapes. None by
+        default."""
+        return {}
+
+    def restore_data(self, meta: dict[str, Any]) -> None:
+        """Take back the data transform state a run recorded (the JSON-safe part of the dataset's ``meta``),
+        instead of ``prepare_data``, when a model is rebuilt without its data. Nothing by default."""
 
     def reference_metrics(self, data: Any) -> dict[str, float]:
         """Baselines computed on the same data at the end of a run (e.g. PCA beside a deep autoencoder); they join

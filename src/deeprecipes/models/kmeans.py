@@ -246,6 +246,10 @@ class KMeans(Model):
             raise ConfigError(f"model 'kmeans' has n_features = {self.n_features}, but the data rows have {x.shape[1]}")
         check_n_clusters(self.n_clusters, len(x), "model 'kmeans' n_clusters")
 
+    def configure_optimizers(self) -> dict[str, list[dict[str, Any]]]:
+        """None: the centroids move by Lloyd's update, not by gradient steps."""
+        return {}
+
     def train_step(self, batch: Batch, engine: Engine) -> dict[str, torch.Tensor]:
         x = batch[0]
         if int(self.n_iter) == 0:

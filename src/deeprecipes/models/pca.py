@@ -146,6 +146,10 @@ class PCA(Model):
         """Mean squared reconstruction error (differentiable in components and mean)."""
         return self._mse(batch[0]).mean(), {}
 
+    def configure_optimizers(self) -> dict[str, list[dict[str, Any]]]:
+        """None: the components come from the covariance, not by gradient steps."""
+        return {}
+
     def train_step(self, batch: Batch, engine: Engine) -> dict[str, torch.Tensor]:
         x = batch[0]
         self.partial_fit(x, reset=engine.batch == 0)

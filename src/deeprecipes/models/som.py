@@ -166,6 +166,10 @@ class SOM(Model):
         """Mean squared quantisation error (differentiable in the prototypes)."""
         return self.distances(batch[0]).min(1).values.mean() / self.n_features, {}
 
+    def configure_optimizers(self) -> dict[str, list[dict[str, Any]]]:
+        """None: the prototypes move by the SOM update rule, not by gradient steps."""
+        return {}
+
     def train_step(self, batch: Batch, engine: Engine) -> dict[str, torch.Tensor]:
         t = engine.epoch
         step = self.online_step if self.mode == "online" else self.batch_step

@@ -181,7 +181,8 @@ class TensorBoardLogger(Callback):
         if engine.step_count % engine.log_every == 0:
             for k, v in logs.items():
                 self.writer.add_scalar(f"step/{k}", float(v), engine.step_count)
-            self.writer.add_scalar("step/lr", engine.lr(), engine.step_count)
+            for k, v in engine.learning_rates().items():
+                self.writer.add_scalar(f"step/{k}", v, engine.step_count)
 
     def on_epoch_end(self, engine: Engine, logs: dict[str, Any]) -> None:
         from ..viz import tile

@@ -27,7 +27,7 @@ from ..machine import PRECISIONS, Precision, resolve_precision, warn_if_downgrad
 from .callbacks import Callback
 from .checkpoint import rng_state, set_rng_state
 
-__all__ = ["Engine", "EpochSource"]
+__all__ = ["Engine", "EpochSource", "StatefulSource"]
 
 log = logging.getLogger("deeprecipes")
 
@@ -41,6 +41,15 @@ class EpochSource(Protocol):
     def __len__(self) -> int: ...
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[Any]: ...
+
+
+class StatefulSource(EpochSource, Protocol):
+    """A source with state of its own (an environment, a replay buffer): the engine checkpoints it beside the loop
+    and gives it back before a resumed ``fit`` draws a batch. :class:`deeprecipes.data.Batches` has one too."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
 
 
 class Engine:
@@ -115,6 +124,8 @@ class Engine:
         self.history: list[dict[str, Any]] = []
         self._sums: dict[str, torch.Tensor] = {}
         self._count = 0
+        self.source: EpochSource | None = None  # what fit trains on; its state (if any) is checkpointed
+        self._source_state: Mapping[str, Any] | None = None  # from a checkpoint, until fit gets the source
 
     @staticmethod
     def _named(obj: Any) -> dict[str, Any]:
@@ -185,7 +196,21 @@ class Engine:
             sched.step()
 
     def lr(self, optimizer: str = "main") -> float:
+        """The current learning rate of ``optimizer``'s first parameter group (0 when there is no such optimizer)."""
         return float(self.optimizers[optimizer].param_groups[0]["lr"]) if optimizer in self.optimizers else 0.0
+
+    def learning_rates(self) -> dict[str, float]:
+        """Every current learning rate, keyed for the logs: ``lr`` for "main", ``lr_NAME`` for the others, and
+        ``..._GROUP`` for each named parameter group when an optimizer has several (``lr_body``, ``lr_head``)."""
+        out: dict[str, float] = {}
+        for name, opt in self.optimizers.items():
+            key = "lr" if name == "main" else f"lr_{name}"
+            groups = opt.param_groups
+            if len(groups) > 1 and all(g.get("name") for g in groups):
+                out.update({f"{key}_{g['name']}": float(g["lr"]) for g in groups})
+            else:
+                out[key] = float(groups[0]["lr"])
+        return out
 
     # ------------------------------------------------------------------------------------------------------------
     # the loop
@@ -236,6 +261,13 @@ class Engine:
         name as prefix (``test_accuracy``). Returns the history of epoch logs.
         """
         eval_sets = dict(eval_sets or {})
+        self.source = train
+        if self._source_state is not None and hasattr(train, "load_state_dict"):
+            try:
+                train.load_state_dict(self._source_state)
+            except ValueError as e:
+                raise TrainingError(f"cannot resume: {e}") from None
+            self._source_state = None
         self._callback("on_fit_begin")
         while self.epoch < epochs and not self.should_stop and not self.steps_done():
             if self.batch == 0:
@@ -259,7 +291,7 @@ class Engine:
             epoch_logs.update({f"train_{k}": v for k, v in self.check_finite(weights=True).items()})
             for name, data in eval_sets.items():
                 epoch_logs.update({f"{name}_{k}": v for k, v in self.evaluate(data).items()})
-            epoch_logs["lr"] = self.lr()
+            epoch_logs.update(self.learning_rates())
             self.history.append(epoch_logs)
             self.epoch += 1
             self.batch = 0
@@ -288,7 +320,8 @@ class Engine:
     # checkpoint state
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything but the weights that an exact resume needs: loop, optimizers, schedules, RNG, callbacks."""
+        """Everything but the weights that an exact resume needs: loop, optimizers, schedules, RNG, callbacks and the
+        training source's own state."""
         return {
             "loop": {
                 "epoch": self.epoch,
@@ -306,6 +339,7 @@ class Engine:
             "scalers": {k: v.state_dict() for k, v in self.scalers.items()},
             "precision": self.precision,
             "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks},
+            "source": self.source.state_dict() if hasattr(self.source, "state_dict") else None,
             "rng": rng_state(),
         }
 
@@ -336,4 +370,5 @@ class Engine:
             )
         for cb in self.callbacks:
             cb.load_state_dict(state["callbacks"].get(type(cb).__name__, {}))
+        self._source_state = state.get("source")
         set_rng_state(state["rng"])

@@ -7,16 +7,25 @@ their whole state is an integer and checkpoints hold no code.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
 
 from ..errors import ConfigError
 
-__all__ = ["OPTIMIZERS", "TFRMSprop", "build_optimizer", "check_optimizer_args", "lr_factor", "build_schedule"]
+__all__ = [
+    "OPTIMIZERS",
+    "TFRMSprop",
+    "build_optimizer",
+    "build_optimizers",
+    "check_optimizer_args",
+    "lr_factor",
+    "build_schedule",
+]
 
 
 class TFRMSprop(torch.optim.Optimizer):
@@ -78,23 +87,23 @@ def _allowed_args(name: str) -> list[str]:
     return [p for p in inspect.signature(cls.__init__).parameters if p not in _NOT_USER_ARGS]
 
 
-def check_optimizer_args(name: str, args: dict[str, Any]) -> None:
-    """Raise ConfigError for an unknown optimizer or an argument it does not take."""
+def check_optimizer_args(name: str, args: dict[str, Any], where: str = "optimizer") -> None:
+    """Raise ConfigError for an unknown optimizer or an argument it does not take (``where`` names the section)."""
     if name not in OPTIMIZERS:
         raise ConfigError(f"unknown optimizer '{name}'; known: {', '.join(OPTIMIZERS)}")
     allowed = _allowed_args(name)
     for key, value in args.items():
         if key not in allowed:
-            raise ConfigError(f"unknown argument 'optimizer.{key}' for {name}; allowed: lr, {', '.join(allowed)}")
+            raise ConfigError(f"unknown argument '{where}.{key}' for {name}; allowed: lr, {', '.join(allowed)}")
         if key == "betas":
             ok = isinstance(value, (list, tuple)) and len(value) == 2
             if not ok or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in value):
-                raise ConfigError(f"optimizer.betas must be two numbers in [0, 1), got {value!r}")
+                raise ConfigError(f"{where}.betas must be two numbers in [0, 1), got {value!r}")
         elif key == "nesterov":
             if not isinstance(value, bool):
-                raise ConfigError(f"optimizer.nesterov must be true or false, got {value!r}")
+                raise ConfigError(f"{where}.nesterov must be true or false, got {value!r}")
         elif isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or not math.isfinite(value):
-            raise ConfigError(f"optimizer.{key} must be a number >= 0, got {value!r}")
+            raise ConfigError(f"{where}.{key} must be a number >= 0, got {value!r}")
 
 
 def build_optimizer(
@@ -156,3 +165,50 @@ def build_schedule(
         return lr_factor(step, steps_per_epoch=steps_per_epoch, total_steps=total_steps, **kwargs)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def build_optimizers(
+    declared: Mapping[str, Sequence[Mapping[str, Any]]],
+    plan: Mapping[str, tuple[Any, Any]],
+    *,
+    steps_per_epoch: int,
+    total_steps: int,
+    model_name: str = "the model",
+) -> tuple[dict[str, torch.optim.Optimizer], dict[str, torch.optim.lr_scheduler.LambdaLR]]:
+    """The optimizers a model declares (``Model.configure_optimizers``), built from the recipe's settings.
+
+    ``declared`` maps an optimizer name to its parameter groups (dicts with ``params`` and optionally ``name``);
+    ``plan`` maps the names the recipe gives to ``(OptimizerConfig, ScheduleConfig)``
+    (:meth:`deeprecipes.config.RecipeConfig.optimizer_plan`). A group named in the optimizer's ``lr_scale`` gets
+    that factor on its learning rate; its schedule scales every group alike. Names that do not match on both sides
+    are one ConfigError.
+    """
+    missing = [n for n in declared if n not in plan]
+    extra = [n for n in plan if n not in declared and not (n == "main" and len(plan) == 1)]
+    if missing or extra:
+        want = ", ".join(f"[optimizers.{n}]" for n in declared) or "no optimizer"
+        raise ConfigError(
+            f"{model_name} trains {want}; the recipe names {', '.join(plan)}"
+            + (" (it needs no optimizer section)" if not declared else "")
+        )
+    optimizers, schedules = {}, {}
+    for name, groups in declared.items():
+        opt_cfg, sched_cfg = plan[name]
+        names = {g.get("name") for g in groups}
+        unknown = [k for k in opt_cfg.lr_scale if k not in names]
+        if unknown:
+            known = ", ".join(sorted(n for n in names if n)) or "none"
+            raise ConfigError(f"optimizer '{name}' lr_scale names groups {unknown}; {model_name}'s groups: {known}")
+        param_groups = [
+            {**g, "lr": opt_cfg.lr * opt_cfg.lr_scale.get(g.get("name"), 1.0)}
+            if g.get("name") in opt_cfg.lr_scale
+            else dict(g)
+            for g in groups
+        ]
+        optimizers[name] = build_optimizer(opt_cfg.name, param_groups, opt_cfg.lr, **opt_cfg.args)
+        s = dataclasses.asdict(sched_cfg)
+        if s["name"] != "constant" or s["warmup_steps"]:
+            schedules[name] = build_schedule(
+                optimizers[name], steps_per_epoch=steps_per_epoch, total_steps=total_steps, **s
+            )
+    return optimizers, schedules

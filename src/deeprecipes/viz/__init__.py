@@ -14,7 +14,15 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["tile", "save_image_rows", "save_tiles", "save_curves", "save_code_scatter", "save_confusion"]
+__all__ = [
+    "tile",
+    "save_image_rows",
+    "save_tiles",
+    "save_curves",
+    "save_code_scatter",
+    "save_confusion",
+    "save_histograms",
+]
 
 
 def tile(images: torch.Tensor, ncols: int | None = None, pad: int = 1, normalize: bool = True) -> torch.Tensor:
@@ -101,7 +109,8 @@ def save_curves(metrics_path: Path, path: Path, title: str = "") -> Path:
     """Training curves from a run's ``metrics.jsonl``: one panel per metric kind (loss, cost, accuracy...)."""
     plt = _plt()
     records = [json.loads(line) for line in Path(metrics_path).read_text(encoding="utf-8").splitlines() if line]
-    keys = [k for k in records[0] if k not in ("epoch", "step", "lr")] if records else []
+    skip = ("epoch", "step", "lr")
+    keys = [k for k in records[0] if k not in skip and not k.startswith("lr_")] if records else []
     groups: dict[str, list[str]] = {}
     for k in keys:
         groups.setdefault(k.split("_", 1)[-1], []).append(k)
@@ -175,6 +184,23 @@ def save_confusion(confusion: list[list[int]], path: Path, title: str = "", labe
     ax.set_xlabel("predicted")
     ax.set_ylabel("true (per-class accuracy at right)")
     ax.set_xlim(-0.5, n + 0.7)
+    if title:
+        ax.set_title(title)
+    return _savefig(fig, path)
+
+
+def save_histograms(samples: Mapping[str, torch.Tensor], path: Path, title: str = "", bins: int = 60) -> Path:
+    """Overlaid density histograms of 1-D samples (real data against generated, say), on shared bins."""
+    plt = _plt()
+    values = {k: v.detach().float().reshape(-1).cpu() for k, v in samples.items()}
+    lo = min(float(v.min()) for v in values.values())
+    hi = max(float(v.max()) for v in values.values())
+    edges = torch.linspace(lo, hi, bins + 1).tolist()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for name, v in values.items():
+        ax.hist(v.numpy(), bins=edges, density=True, alpha=0.5, label=f"{name} (mean {v.mean():.3f}, sd {v.std():.3f})")
+    ax.set_ylabel("density")
+    ax.legend()
     if title:
         ax.set_title(title)
     return _savefig(fig, path)
