@@ -18,7 +18,6 @@ from it.
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -73,8 +72,7 @@ def model_record(cfg: RecipeConfig, model: Any, train_x: Any, meta: Mapping[str,
     """What ``model.json`` holds for ``model``, built from ``cfg`` and trained on inputs ``train_x``."""
     from .registry import MODELS
 
-    sig = inspect.signature(MODELS.get(cfg.model.name))
-    bound = sig.bind_partial(**cfg.model.args)
+    bound = MODELS.signature(cfg.model.name).bind_partial(**cfg.model.args)
     bound.apply_defaults()
     args = {**bound.arguments, **model.data_args()}
     x = train_x.float()

@@ -199,12 +199,8 @@ def build_optimizers(
         if unknown:
             known = ", ".join(sorted(n for n in names if n)) or "none"
             raise ConfigError(f"optimizer '{name}' lr_scale names groups {unknown}; {model_name}'s groups: {known}")
-        param_groups = [
-            {**g, "lr": opt_cfg.lr * opt_cfg.lr_scale.get(g.get("name"), 1.0)}
-            if g.get("name") in opt_cfg.lr_scale
-            else dict(g)
-            for g in groups
-        ]
+        scale = opt_cfg.lr_scale
+        param_groups = [{**g, "lr": opt_cfg.lr * scale[g["name"]]} if g.get("name") in scale else g for g in groups]
         optimizers[name] = build_optimizer(opt_cfg.name, param_groups, opt_cfg.lr, **opt_cfg.args)
         s = dataclasses.asdict(sched_cfg)
         if s["name"] != "constant" or s["warmup_steps"]:
