@@ -22,7 +22,7 @@ import torch
 
 import deeprecipes
 from deeprecipes import machine
-from deeprecipes.runner import resolve_device
+from deeprecipes.runs.device import resolve_device
 from deeprecipes.training.callbacks import Callback
 
 RECIPES = ("mlp-mnist-fast", "cnn-mnist-fast", "lstm-mnist-fast")

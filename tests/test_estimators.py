@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, clone
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
@@ -375,3 +375,44 @@ def test_unfitted_estimator_raises_not_fitted():
         Autoencoder().transform(np.zeros((2, 3)))
     with pytest.raises(NotFittedError):
         StackedDenoisingAutoencoder().inverse_transform(np.zeros((2, 3)))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# parameters: explicit in __init__, stored as given, checked in fit from their annotations
+
+
+def _estimator_classes():
+    import deeprecipes.estimators as est
+
+    return [getattr(est, name) for name in est.__all__ if isinstance(getattr(est, name), type)]
+
+
+@pytest.mark.parametrize("cls", _estimator_classes(), ids=lambda c: c.__name__)
+def test_every_parameter_is_annotated_and_stored_as_given(cls):
+    import inspect
+    import typing
+
+    if not issubclass(cls, BaseEstimator):
+        pytest.skip("not an estimator")
+    params = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items() if k != "self"}
+    assert set(params) <= set(typing.get_type_hints(cls.__init__)), "a parameter without an annotation is unchecked"
+    assert cls().get_params() == params
+
+
+@pytest.mark.parametrize(
+    "estimator, error, match",
+    [
+        (Autoencoder(tied="yes"), TypeError, "tied must be a bool, got 'yes'"),
+        (Autoencoder(verbose="loud"), TypeError, "verbose must be a bool or an integer"),
+        (Autoencoder(device="toaster"), ValueError, "device must name a torch device"),
+        (Autoencoder(epochs=True), TypeError, "epochs must be an integer, got True"),
+        (Autoencoder(init="zeros"), ValueError, "init must be one of 'normal', 'glorot-sigmoid', 'xavier'"),
+        (StackedDenoisingAutoencoder(pretrain_epochs=-1), ValueError, "pretrain_epochs == -1, must be >= 0"),
+        (StackedDenoisingClassifier(finetune_epochs=0), ValueError, "finetune_epochs == 0, must be >= 1"),
+    ],
+    ids=str,
+)
+def test_annotated_checks_name_the_parameter(estimator, error, match):
+    X = np.random.default_rng(0).uniform(size=(20, 6))
+    with pytest.raises(error, match=match):
+        estimator.fit(X, np.arange(20) % 2)

@@ -1,10 +1,16 @@
-"""Every registered model: builds, runs forward and backward, and its metrics have one value per sample."""
+"""Every registered model: builds, runs forward and backward, and its metrics have one value per sample; the
+registry's signatures (what a recipe's ``[model]`` may set) keep their defaults; presets and typed parameters."""
+
+import typing
+from typing import Annotated
 
 import pytest
 import torch
 
+from deeprecipes.errors import ConfigError
 from deeprecipes.models.base import Model
-from deeprecipes.registry import create_model, list_models
+from deeprecipes.models.params import Interval, OneOf, check_arguments, choices, specs
+from deeprecipes.registry import MODELS, Registry, create_model, list_models
 
 
 def _images():
@@ -109,3 +115,431 @@ def test_lstm_classifier_initialised_like_tensorflow():
     assert torch.all(b[128:256] == 1.0) and torch.count_nonzero(b[:128]) == 0
     assert 0.5 < m.readout.weight.std() < 1.5
     assert m(torch.rand(3, 28, 28)).shape == (3, 10)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the registry: signatures, presets
+
+# What each registered name's [model] section may set, with its default: recipes and the README's numbers depend on
+# these (written from the builders before models were registered as classes and presets).
+SIGNATURE_DEFAULTS = {
+    "autoencoder": {
+        "n_visible": 784,
+        "n_hidden": 256,
+        "tied": False,
+        "loss": "mse",
+        "decoder": "sigmoid",
+        "init": "normal",
+        "init_std": 1.0,
+        "corruption": "none",
+        "corruption_level": 0.0,
+        "noise": "batch",
+        "sparsity_target": 0.05,
+        "sparsity_weight": 0.0,
+        "contractive_weight": 0.0,
+        "image_shape": (28, 28),
+    },
+    "cnn": {
+        "channels": None,
+        "kernel_size": 5,
+        "padding": "same",
+        "pool": None,
+        "dense": None,
+        "dropout": 0.5,
+        "conv_dropout": 0.0,
+        "init": "tf-truncated-normal",
+        "image_shape": None,
+        "num_classes": 10,
+        "channels_last": False,
+    },
+    "contractive-autoencoder": {
+        "n_visible": 784,
+        "n_hidden": 500,
+        "tied": True,
+        "loss": "bce",
+        "decoder": "sigmoid",
+        "init": "glorot-sigmoid",
+        "init_std": 1.0,
+        "corruption": "none",
+        "corruption_level": 0.0,
+        "noise": "batch",
+        "sparsity_target": 0.05,
+        "sparsity_weight": 0.0,
+        "contractive_weight": 0.1,
+        "image_shape": (28, 28),
+    },
+    "conv-denoising-autoencoder": {
+        "corruption": "gaussian",
+        "corruption_level": 0.5,
+        "filters": None,
+        "image_shape": None,
+    },
+    "dbn": {
+        "layer_sizes": None,
+        "n_classes": 10,
+        "k": 1,
+        "block_args": None,
+        "hidden_layers": None,
+        "output": "linear",
+        "head_init": "zeros",
+        "dropout": None,
+        "freeze": 0,
+    },
+    "dbn-cookbook": {
+        "layer_sizes": None,
+        "n_classes": 7,
+        "k": 1,
+        "block_args": None,
+        "hidden_layers": None,
+        "output": "sigmoid",
+        "head_init": "glorot-sigmoid",
+        "dropout": None,
+        "freeze": 0,
+    },
+    "deep-autoencoder": {
+        "layer_sizes": None,
+        "block": "autoencoder",
+        "block_args": None,
+        "loss": "mse",
+        "freeze": 0,
+        "image_shape": None,
+        "compare_pca": True,
+    },
+    "gaussian-gan": {"noise_dim": 4, "hidden": 32, "d_steps": 1},
+    "gaussian-rbm": {
+        "n_visible": 784,
+        "n_hidden": 500,
+        "k": 1,
+        "persistent": False,
+        "n_chains": 20,
+        "sparsity_target": 0.0,
+        "sparsity_cost": 0.0,
+        "init": "normal",
+        "init_std": 0.01,
+        "ais_runs": 100,
+        "ais_betas": 1000,
+        "final_ais_betas": 0,
+        "image_shape": None,
+        "sample_every": 1000,
+        "sample_rows": 10,
+        "train_monitor": True,
+    },
+    "gru-forecaster": {"input_dim": 1, "hidden_size": 12, "num_layers": 2, "horizon": 40, "loss": "tf-sum"},
+    "kmeans": {
+        "n_clusters": 8,
+        "n_features": 784,
+        "init": "k-means++",
+        "distance": "euclidean",
+        "tol": 0.0,
+        "image_shape": None,
+    },
+    "linear-regression": {
+        "n_inputs": 1,
+        "n_outputs": 1,
+        "init": "normal",
+        "std": 1.0,
+        "weight": 1.0,
+        "bias": 0.2,
+        "loss": "mse",
+        "huber_delta": 1.0,
+        "snapshot_every": 0,
+    },
+    "logistic-regression": {"n_inputs": 4, "n_classes": 3, "std": 0.01, "tol": 0.0001, "check_every": 10},
+    "lstm-classifier": {
+        "input_size": 28,
+        "hidden_size": 128,
+        "num_layers": 1,
+        "num_classes": 10,
+        "forget_bias": 1.0,
+        "readout_std": 1.0,
+    },
+    "mlp": {
+        "in_features": 784,
+        "hidden_sizes": [512, 512],
+        "num_classes": 10,
+        "activation": "relu",
+        "dropout": 0.0,
+        "input_dropout": 0.0,
+        "init": "glorot-uniform",
+        "output_init": None,
+        "init_std": 1.0,
+    },
+    "mlp-backprop": {
+        "in_features": 784,
+        "n_hidden": 30,
+        "num_classes": 10,
+        "init_std": 1.0,
+        "manual_backprop": True,
+        "weight_update": "sum",
+        "eval_every": 0,
+    },
+    "mlp-regressor": {
+        "n_inputs": 3,
+        "hidden": None,
+        "activation": "relu",
+        "output": "sigmoid",
+        "n_outputs": 1,
+        "loss": "mse",
+        "huber_delta": 1.0,
+    },
+    "pca": {"n_features": 784, "n_components": 2, "center": True, "keep_info": 0.0, "image_shape": None},
+    "perceptron": {"n_inputs": 3, "bias": True, "eta": 0.4, "std": 2.0, "epsilon": 0.001},
+    "rbm": {
+        "n_visible": 784,
+        "n_hidden": 500,
+        "visible": "bernoulli",
+        "k": 1,
+        "persistent": False,
+        "n_chains": 20,
+        "sparsity_target": 0.0,
+        "sparsity_cost": 0.0,
+        "init": "normal",
+        "init_std": 0.01,
+        "sum_hidden_term": False,
+        "binarize": "none",
+        "ais_runs": 100,
+        "ais_betas": 1000,
+        "final_ais_betas": 0,
+        "image_shape": None,
+        "sample_every": 1000,
+        "sample_rows": 10,
+        "train_monitor": True,
+    },
+    "rbm-recommender": {
+        "n_items": 3883,
+        "n_hidden": 20,
+        "k": 1,
+        "scale": None,
+        "liked": 4.0,
+        "top_n": 10,
+        "negative": "sample",
+        "rbm_args": None,
+    },
+    "rnn-encoder-decoder": {
+        "vocab_size": 13,
+        "embed_size": 16,
+        "cell": "lstm",
+        "hidden_size": 128,
+        "num_layers": 1,
+        "dropout": 0.0,
+        "eos": 11,
+        "go": 12,
+    },
+    "rnn-lm": {
+        "vocab_size": 65,
+        "cell": "lstm",
+        "hidden_size": 128,
+        "num_layers": 2,
+        "embed_size": 128,
+        "dropout": 0.0,
+        "init": "torch",
+        "init_scale": 0.1,
+        "forget_bias": 0.0,
+        "carry_state": True,
+        "sum_steps": False,
+    },
+    "rnn-sequence-classifier": {
+        "vocab_size": 12,
+        "embed_size": 16,
+        "cell": "lstm",
+        "hidden_size": 64,
+        "num_layers": 1,
+        "bidirectional": False,
+        "dropout": 0.0,
+        "num_classes": 10,
+    },
+    "rnn-sequence-tagger": {
+        "vocab_size": 12,
+        "embed_size": 16,
+        "cell": "gru",
+        "hidden_size": 64,
+        "num_layers": 2,
+        "bidirectional": True,
+        "dropout": 0.0,
+        "num_classes": 12,
+    },
+    "seq2seq": {
+        "src_vocab_size": 0,
+        "tgt_vocab_size": 0,
+        "embedding_size": 128,
+        "hidden_size": 128,
+        "num_layers": 2,
+        "dropout": 0.2,
+        "attention": "none",
+        "beam_width": 5,
+        "length_penalty": 0.0,
+        "max_length_factor": 2.0,
+        "temperature": 1.0,
+        "init_scale": 0.1,
+    },
+    "siamese-mlp": {
+        "input_size": 784,
+        "hidden_sizes": None,
+        "embedding_size": 2,
+        "margin": 5.0,
+        "loss": "spring",
+        "pairing": "balanced",
+        "genuine_fraction": 0.5,
+        "init_std": 0.01,
+        "init_bias": 0.01,
+        "knn": 5,
+    },
+    "softmax-regression": {"n_inputs": 784, "n_classes": 10, "init": "zeros", "std": 0.01, "double_softmax": False},
+    "som": {
+        "m": 30,
+        "n": 30,
+        "n_features": 3,
+        "iterations": 400,
+        "sigma": None,
+        "eta": 0.5,
+        "mode": "online",
+        "init": "normal",
+        "image_shape": None,
+    },
+    "sparse-autoencoder": {
+        "n_visible": 784,
+        "n_hidden": 256,
+        "tied": False,
+        "loss": "mse",
+        "decoder": "sigmoid",
+        "init": "normal",
+        "init_std": 1.0,
+        "corruption": "none",
+        "corruption_level": 0.0,
+        "noise": "batch",
+        "sparsity_target": 0.02,
+        "sparsity_weight": 7.5e-05,
+        "contractive_weight": 0.0,
+        "image_shape": (28, 28),
+    },
+    "sparse-denoising-autoencoder": {
+        "n_visible": 784,
+        "n_hidden": 800,
+        "tied": False,
+        "loss": "mse",
+        "decoder": "sigmoid",
+        "init": "normal",
+        "init_std": 1.0,
+        "corruption": "gaussian",
+        "corruption_level": 0.3,
+        "noise": "once",
+        "sparsity_target": 0.02,
+        "sparsity_weight": 0.05,
+        "contractive_weight": 0.0,
+        "image_shape": (28, 28),
+    },
+    "stacked-autoencoder": {
+        "layer_sizes": None,
+        "block": "autoencoder",
+        "block_args": None,
+        "corruption_levels": None,
+        "loss": "mse",
+        "corruption": "gaussian",
+        "corruption_level": 0.3,
+        "noise": "once",
+        "freeze": 0,
+        "image_shape": None,
+    },
+    "stacked-denoising-classifier": {
+        "layer_sizes": None,
+        "n_classes": 10,
+        "block": "autoencoder",
+        "block_args": None,
+        "corruption_levels": None,
+        "freeze": 0,
+        "dropout": None,
+    },
+    "tied-denoising-autoencoder": {
+        "n_visible": 784,
+        "n_hidden": 500,
+        "corruption": "masking",
+        "corruption_level": 0.3,
+        "reduction": "sum",
+        "image_shape": None,
+    },
+}
+
+
+def test_registered_signatures_keep_their_names_and_defaults():
+    got = {n: {p.name: repr(p.default) for p in MODELS.signature(n).parameters.values()} for n in list_models()}
+    want = {n: {k: repr(v) for k, v in params.items()} for n, params in SIGNATURE_DEFAULTS.items()}
+    assert got == want
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_registered_annotations_resolve(name):
+    """The recipe checks read every parameter's type from the registered entry: none may be left unresolved."""
+    hints = typing.get_type_hints(MODELS.get(name))
+    assert set(MODELS.signature(name).parameters) <= set(hints)
+
+
+class Toy:
+    """A toy class to register."""
+
+    def __init__(self, size: int = 1, kind: str = "a", scale: float = 0.5) -> None:
+        self.size, self.kind, self.scale = size, kind, scale
+
+
+def test_presets_replace_defaults_and_fix_arguments():
+    reg = Registry("model")
+    reg.register("toy")(Toy)
+    reg.register_preset("toy-b", Toy, doc="kind b, scale fixed", fixed={"scale": 2.0}, kind="b")
+    reg.register_preset("toy-b3", "toy-b", size=3)
+    assert list(reg.signature("toy").parameters) == ["size", "kind", "scale"]
+    assert {k: p.default for k, p in reg.signature("toy-b").parameters.items()} == {"size": 1, "kind": "b"}
+    built = reg.create("toy-b3")
+    assert (type(built), built.size, built.kind, built.scale) == (Toy, 3, "b", 2.0)
+    assert reg.create("toy-b", size=4, kind="c").kind == "c"
+    assert reg.get("toy-b").__doc__ == "kind b, scale fixed" and reg.get("toy").__doc__ == Toy.__doc__
+    with pytest.raises(ConfigError, match="unknown argument 'scale' for model 'toy-b'"):
+        reg.create("toy-b", scale=1.0)
+    with pytest.raises(ConfigError, match="argument 'size' must be an integer"):
+        reg.create("toy", size="big")
+    with pytest.raises(TypeError, match="takes no argument colour"):
+        reg.register_preset("toy-c", Toy, colour="red")
+    with pytest.raises(ValueError, match="registered twice"):
+        reg.register_preset("toy", Toy, size=2)
+    reg.register_preset("toy-b", Toy, fixed={"scale": 2.0}, kind="b")  # the same again is fine
+
+
+def test_presets_of_the_package_build_their_class():
+    assert type(create_model("gaussian-rbm")).__name__ == "RBM" and create_model("gaussian-rbm").visible == "gaussian"
+    assert "visible" not in MODELS.signature("gaussian-rbm").parameters
+    assert create_model("sparse-autoencoder").sparsity_weight == 7.5e-5
+    assert create_model("dbn-cookbook", layer_sizes=[20, 8]).stack.sizes == [20, 8]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# typed parameters
+
+Level = Annotated[float, Interval(0.0, 1.0, "left")]
+Mode = Annotated[str, OneOf("on", "off")]
+
+
+def typed(count: Annotated[int, Interval(1)] = 1, level: Level = 0.0, mode: Mode = "on", width: Level | None = None):
+    check_arguments(typed, locals())
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"count": 0}, "model.count must be an integer >= 1, got 0"),
+        ({"count": True}, "model.count must be an integer >= 1, got True"),
+        ({"level": 1.0}, r"model.level must be in \[0, 1\), got 1.0"),
+        ({"mode": "auto"}, "model.mode must be one of on, off; got 'auto'"),
+        ({"width": -0.5}, r"model.width must be in \[0, 1\), got -0.5"),
+    ],
+)
+def test_annotations_give_one_line_errors_naming_the_parameter(kwargs, message):
+    typed(width=0.5)
+    typed(width=None)
+    with pytest.raises(ConfigError, match=message):
+        typed(**kwargs)
+
+
+def test_specs_and_choices_read_the_annotations():
+    spec = specs(typed)
+    assert spec["count"].base is int and spec["count"].interval == Interval(1)
+    assert spec["width"].optional and spec["width"].interval == Interval(0.0, 1.0, "left")
+    assert choices(Mode) == ("on", "off") and spec["mode"].options == ("on", "off")
+    assert typing.get_type_hints(typed)["count"] is int  # what the recipe checks see: the base type

@@ -11,6 +11,7 @@ import deeprecipes
 from deeprecipes.config import config_from_dict
 from deeprecipes.errors import ConfigError
 from deeprecipes.models.base import Classifier
+from deeprecipes.recipes import check_builders
 from deeprecipes.registry import create_model
 from deeprecipes.training.engine import Engine
 from deeprecipes.training.optim import build_optimizers
@@ -61,7 +62,7 @@ def test_short_form_is_main():
 )
 def test_bad_optimizer_tables_are_one_line(raw, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        config_from_dict(raw)
+        check_builders(config_from_dict(raw))
 
 
 def test_config_json_round_trip_and_overrides():

@@ -60,19 +60,8 @@ class Crash(Callback):
 def test_interrupted_run_resumes_to_identical_weights(tmp_path, monkeypatch, recipe, overrides, crash_at):
     whole = deeprecipes.run(recipe, overrides=overrides, out=tmp_path / "whole", progress=False)
 
-    from deeprecipes import runner
-
-    real_build = runner._build
-
-    def build_with_crash(*args, **kwargs):
-        parts = real_build(*args, **kwargs)
-        parts["engine"].callbacks.insert(0, Crash(crash_at))
-        return parts
-
-    monkeypatch.setattr(runner, "_build", build_with_crash)
     with pytest.raises(KeyboardInterrupt):
-        deeprecipes.run(recipe, overrides=overrides, out=tmp_path / "cut", progress=False)
-    monkeypatch.setattr(runner, "_build", real_build)
+        deeprecipes.run(recipe, overrides=overrides, out=tmp_path / "cut", progress=False, callbacks=[Crash(crash_at)])
     assert read_index(tmp_path / "cut" / "checkpoints")["latest"]
     resumed = deeprecipes.resume(tmp_path / "cut", progress=False)
 

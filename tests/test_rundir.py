@@ -93,3 +93,31 @@ def test_broken_or_missing_model_json_is_one_line(gan_run, tmp_path):
     (copy / "model.json").write_text(json.dumps(record))
     with pytest.raises(CheckpointError, match="weights do not fit the model in model.json"):
         deeprecipes.load_run(copy)
+
+
+def test_tabular_scaling_statistics_reach_model_json(tmp_path):
+    """multiple-linear-regression standardises diabetes with the training part's statistics: model.json keeps them,
+    so a client can scale its own rows."""
+    result = deeprecipes.run("multiple-linear-regression", epochs=2, out=tmp_path, progress=False)
+    state = json.loads((tmp_path / "model.json").read_text())["data"]["standardize"]
+    mean, std = torch.tensor(state["mean"]), torch.tensor(state["std"])
+    assert mean.shape == std.shape == (10,) and bool((std > 0).all())
+    assert result.summary["phases"] == ["fit"]
+
+
+def test_eval_and_figures_take_the_model_from_load_run(gan_run, monkeypatch):
+    """eval and figures rebuild the trained model through load_run (model.json), not from the recipe."""
+    from deeprecipes.runs import api
+
+    seen = []
+    real = api.load_run
+
+    def spy(*args, **kwargs):
+        seen.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(api, "load_run", spy)
+    metrics = deeprecipes.evaluate(gan_run.run_dir)
+    assert metrics["test_w1"] == pytest.approx(gan_run.metrics["test_w1"], rel=1e-6)
+    assert deeprecipes.figures(gan_run.run_dir)
+    assert seen == [gan_run.run_dir, gan_run.run_dir]

@@ -227,7 +227,6 @@ def test_recipe_runs_end_to_end_with_measures_and_figures(tmp_path):
 
 
 def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
-    from deeprecipes import runner
     from deeprecipes.training.callbacks import Callback
 
     overrides = {**SMALL, "train.train_subset": 1000}  # 8 batches an epoch: the crash lands inside epoch 2
@@ -238,17 +237,8 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
             if engine.step_count == 19:
                 raise KeyboardInterrupt
 
-    real_build = runner._build
-
-    def build_with_crash(*args, **kwargs):
-        parts = real_build(*args, **kwargs)
-        parts["engine"].callbacks.insert(0, Crash())
-        return parts
-
-    monkeypatch.setattr(runner, "_build", build_with_crash)
     with pytest.raises(KeyboardInterrupt):
-        deeprecipes.run("siamese-mnist", overrides=overrides, out=tmp_path / "cut", progress=False)
-    monkeypatch.setattr(runner, "_build", real_build)
+        deeprecipes.run("siamese-mnist", overrides=overrides, out=tmp_path / "cut", progress=False, callbacks=[Crash()])
     deeprecipes.resume(tmp_path / "cut", progress=False)
     a = load_checkpoint(tmp_path / "whole" / "checkpoints")[0]
     b = load_checkpoint(tmp_path / "cut" / "checkpoints")[0]

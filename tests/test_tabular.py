@@ -207,6 +207,42 @@ def test_csv_infinite_feature(tmp_path):
     assert "not a finite number" in error(tmp_path, "a,label\n1,x\ninf,y\n")
 
 
+@pytest.mark.parametrize(
+    "value, reason",
+    [
+        ("1e308", "beyond the range of float32"),
+        ("1e39", "beyond the range of float32"),
+        ("-3.5e38", "beyond the range of float32"),
+        ("1e309", "not a finite number"),
+        ("-inf", "not a finite number"),
+    ],
+)
+@pytest.mark.parametrize("row, column", [(3, "a"), (38, "a"), (38, "y")])
+def test_csv_values_beyond_float32_are_rejected_naming_file_row_and_column(tmp_path, value, reason, row, column):
+    """Issue "trustworthy runs": 1e308 or 1e39 in the test rows gave NaN or inf metrics, in the training rows a
+    misleading "try a lower learning rate". Models train in float32, so the loader refuses such a value in a
+    feature or the target, before the file is split."""
+    rows = [[f"{i}", f"{i * 0.5:.1f}"] for i in range(40)]
+    rows[row][["a", "y"].index(column)] = value
+    text = "a,y\n" + "\n".join(",".join(r) for r in rows) + "\n"
+    message = error(tmp_path, text, target="y", task="regression")
+    assert f"line {row + 2} (data row {row + 1}), column '{column}': '{value}' is {reason}" in message
+
+
+def test_csv_float32_limits_are_accepted(tmp_path):
+    rows = ["a,y"] + [f"{3.4e38 if i == 0 else -1e38 if i == 1 else i},{i * 1.5}" for i in range(20)]
+    table = load_csv(write(tmp_path, "\n".join(rows)), "y")
+    assert table.x[0, 0] == 3.4e38 and table.task == "regression"
+    data = create_dataset("csv", path=write(tmp_path, "\n".join(rows)), target="y")
+    assert torch.isfinite(data.train.x).all() and torch.isfinite(data.test.x).all()
+
+
+def test_csv_series_rejects_values_beyond_float32(tmp_path):
+    path = write(tmp_path, "t,v\n" + "".join(f"{i},{1e39 if i == 7 else i}\n" for i in range(100)))
+    with pytest.raises(DataError, match=r"line 9 \(data row 8\), column 'v': '1e\+39' is beyond the range of float32"):
+        create_dataset("csv-series", path=path, column="v", window=5, horizon=5)
+
+
 def test_csv_non_numeric_regression_target(tmp_path):
     message = error(tmp_path, "a,label\n1,2.5\n2,tall\n", task="regression")
     assert "line 3" in message and "column 'label'" in message and "not a number" in message

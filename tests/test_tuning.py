@@ -10,9 +10,9 @@ from types import SimpleNamespace
 import optuna
 import pytest
 
-from deeprecipes import runner
 from deeprecipes.cli import main
 from deeprecipes.errors import ConfigError, DeepRecipesError, TrainingError
+from deeprecipes.runs import api as runner
 from deeprecipes.tuning import (
     PruningCallback,
     SearchRange,

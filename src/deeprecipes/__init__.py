@@ -18,15 +18,15 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "run": "deeprecipes.runner",
-    "resume": "deeprecipes.runner",
-    "evaluate": "deeprecipes.runner",
-    "figures": "deeprecipes.runner",
-    "load_run": "deeprecipes.rundir",
+    "run": "deeprecipes.runs.api",
+    "resume": "deeprecipes.runs.api",
+    "evaluate": "deeprecipes.runs.api",
+    "figures": "deeprecipes.runs.api",
+    "load_run": "deeprecipes.runs.rundir",
     "tune": "deeprecipes.tuning",
-    "sample": "deeprecipes.models.language",
+    "sample": "deeprecipes.runs.api",
     "pretrain": "deeprecipes.training.layerwise",
-    "RunResult": "deeprecipes.runner",
+    "RunResult": "deeprecipes.runs.api",
     "create_model": "deeprecipes.registry",
     "create_dataset": "deeprecipes.registry",
     "list_models": "deeprecipes.registry",

@@ -1,4 +1,4 @@
-"""The ``deeprecipes`` command: a thin layer over :mod:`deeprecipes.runner` with the same defaults.
+"""The ``deeprecipes`` command: a thin layer over :mod:`deeprecipes.runs.api` with the same defaults.
 
     deeprecipes list [PATTERN]
     deeprecipes show NAME
@@ -17,8 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from . import __version__
 from .errors import DeepRecipesError
@@ -29,7 +31,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"deeprecipes {__version__}")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors and the final result")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_listing(sub)
+    _add_run(sub)
+    _add_saved_run(sub)
+    _add_tune(sub)
+    return p
 
+
+def _add_overrides(s: argparse.ArgumentParser, help: str) -> None:
+    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help)
+
+
+def _add_listing(sub: Any) -> None:
     s = sub.add_parser("list", help="list recipes (optionally matching a glob pattern)")
     s.add_argument("pattern", nargs="?", default="*")
     s.add_argument("--models", action="store_true", help="list registered models instead")
@@ -38,20 +51,22 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("show", help="print a recipe's TOML")
     s.add_argument("name")
 
+    s = sub.add_parser("activations", help="draw the activation functions and their derivatives (one PNG)")
+    s.add_argument("--out", default="activations.png", help="the PNG to write (default activations.png)")
+    s.add_argument("--range", nargs=2, type=float, default=(-5.0, 5.0), metavar=("X_MIN", "X_MAX"))
+
+
+def _add_run(sub: Any) -> None:
     s = sub.add_parser("run", help="run a recipe by name or TOML path")
     s.add_argument("name")
-    s.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe key, e.g. --set optimizer.lr=0.01 (repeatable)",
-    )
+    _add_overrides(s, "override a recipe key, e.g. --set optimizer.lr=0.01 (repeatable)")
     s.add_argument("--epochs", type=int)
     s.add_argument("--steps", type=int, help="stop after this many optimizer steps")
     s.add_argument("--seed", type=int)
     s.add_argument("--device", help="auto (default), cpu, cuda, cuda:N, mps")
+    s.add_argument(
+        "--nproc", type=int, default=0, help="train data-parallel on N local processes (starts torchrun; see README)"
+    )
     s.add_argument("--threads", type=int, help="CPU threads for torch (default: the cores this process may use)")
     s.add_argument(
         "--precision",
@@ -63,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--smoke", action="store_true", help="a seconds-long check run (20 steps)")
     s.add_argument("--check", action="store_true", help="only check the recipe and overrides, print the config")
 
+
+def _add_saved_run(sub: Any) -> None:
     s = sub.add_parser("eval", help="evaluate a saved run on its full evaluation splits")
     s.add_argument("run_dir")
     s.add_argument("--best", action="store_true", help="use the best checkpoint instead of the latest")
@@ -75,13 +92,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="where to write the PNGs (default RUN_DIR/figures)")
     s.add_argument("--data-dir")
 
-    s = sub.add_parser("activations", help="draw the activation functions and their derivatives (one PNG)")
-    s.add_argument("--out", default="activations.png", help="the PNG to write (default activations.png)")
-    s.add_argument("--range", nargs=2, type=float, default=(-5.0, 5.0), metavar=("X_MIN", "X_MAX"))
-
     s = sub.add_parser("resume", help="continue a run that was stopped or killed")
     s.add_argument("run_dir")
     s.add_argument("--data-dir")
+    s.add_argument("--nproc", type=int, default=0, help="continue data-parallel on N local processes (torchrun)")
 
     s = sub.add_parser("sample", help="generate text from a saved language-model run")
     s.add_argument("run_dir")
@@ -91,6 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="seed of the random draws (default 0)")
     s.add_argument("--best", action="store_true", help="use the best checkpoint instead of the latest")
 
+
+def _add_tune(sub: Any) -> None:
     s = sub.add_parser("tune", help="search hyperparameters with Optuna: one run per trial, ranked")
     s.add_argument("name")
     s.add_argument(
@@ -127,20 +143,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--storage", metavar="URL", help="Optuna database URL shared by processes (default OUT/study.db)")
     s.add_argument("--study", metavar="NAME", help="study name in the storage (default: the recipe's name)")
     s.add_argument("--out", help="search directory (default runs/tune/<recipe>); re-run to add trials to it")
-    s.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="fixed override for every trial (repeatable)",
-    )
+    _add_overrides(s, "fixed override for every trial (repeatable)")
     s.add_argument("--epochs", type=int)
     s.add_argument("--steps", type=int, help="stop each trial after this many optimizer steps")
     s.add_argument("--device", help="auto (default), cpu, cuda, cuda:N, mps")
     s.add_argument("--threads", type=int, help="CPU threads for torch")
     s.add_argument("--data-dir")
-    return p
 
 
 def _cmd_tune(args: argparse.Namespace) -> None:
@@ -217,6 +225,8 @@ def _cmd_list(args: argparse.Namespace) -> None:
 
 def _print_result(result: object) -> None:
     summary = result.summary  # type: ignore[attr-defined]
+    if not summary:  # a data-parallel rank other than 0: rank 0 prints the run
+        return
     tg = summary["target"]
     print(f"run directory: {result.run_dir}")  # type: ignore[attr-defined]
     for k, v in summary["metrics"].items():
@@ -235,7 +245,7 @@ def _dispatch(args: argparse.Namespace) -> None:
 
         print(recipe_text(args.name), end="")
     elif args.command == "run":
-        from .runner import run
+        from .runs.api import run
 
         result = run(
             args.name,
@@ -258,11 +268,11 @@ def _dispatch(args: argparse.Namespace) -> None:
         else:
             _print_result(result)
     elif args.command == "resume":
-        from .runner import resume
+        from .runs.api import resume
 
         _print_result(resume(args.run_dir, data_dir=args.data_dir, progress=None if not args.quiet else False))
     elif args.command == "figures":
-        from .runner import figures
+        from .runs.api import figures
 
         for path in figures(
             args.run_dir, which="best" if args.best else "latest", out=args.out, data_dir=args.data_dir
@@ -275,7 +285,7 @@ def _dispatch(args: argparse.Namespace) -> None:
     elif args.command == "tune":
         _cmd_tune(args)
     elif args.command == "sample":
-        from .models.language import sample
+        from .runs.api import sample
 
         text = sample(
             args.run_dir,
@@ -287,7 +297,7 @@ def _dispatch(args: argparse.Namespace) -> None:
         )
         print(text)
     elif args.command == "eval":
-        from .runner import evaluate
+        from .runs.api import evaluate
 
         metrics = evaluate(
             args.run_dir, which="best" if args.best else "latest", data_dir=args.data_dir, splits=args.split
@@ -295,17 +305,41 @@ def _dispatch(args: argparse.Namespace) -> None:
         print(json.dumps(metrics, indent=2))
 
 
+def _without_nproc(argv: Sequence[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
+    rank = int(os.environ.get("RANK", "0") or 0)  # under torchrun only rank 0 logs and prints
+    quiet = args.quiet or rank > 0
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
+    if getattr(args, "nproc", 0) > 1:
+        from .runs.launch import launch
+
+        try:
+            return launch(_without_nproc(argv), args.nproc)
+        except DeepRecipesError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    where_rank = f" (rank {rank})" if rank else ""
     try:
         _dispatch(args)
     except DeepRecipesError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error{where_rank}: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # unwritable or vanished paths
         where = f"{e.filename}: " if e.filename else ""
-        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+        print(f"error{where_rank}: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         hint = f"; continue with: deeprecipes resume {args.run_dir}" if getattr(args, "run_dir", None) else ""

@@ -8,9 +8,11 @@ is allowed.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import inspect
 import json
 import math
+import re
 import tomllib
 import types
 import typing
@@ -260,7 +262,7 @@ class TrainConfig:
     monitor_mode: str = _f("auto", "min or max for `monitor` (auto: the target's mode)", choices=("auto", "min", "max"))
     checkpoint_every: int = _f(0, "also checkpoint every N steps inside an epoch (0 = once per epoch)", min=0)
     keep_best: bool = _f(True, "keep a copy of the best checkpoint by `monitor`")
-    seed: int = _f(0, "random seed", min=0)
+    seed: int = _f(0, "random seed", min=0, max=2**32 - 1)
     device: str = _f("auto", "auto, cpu, cuda, cuda:N or mps")
     threads: int = _f(0, "CPU threads for torch (0 = $OMP_NUM_THREADS, else the cores this process may use)", min=0)
     precision: str = _f(
@@ -288,6 +290,7 @@ SECTIONS: dict[str, type] = {
     "train": TrainConfig,
 }
 TOP_KEYS = ("name", "description")
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 OPEN_SECTIONS = ("data", "model", "optimizer")  # unknown keys are builder arguments
 
 
@@ -376,11 +379,18 @@ def _build_section(name: str, raw: Mapping[str, Any], where: str = "") -> Any:
 
 
 def config_from_dict(raw: Mapping[str, Any]) -> RecipeConfig:
-    """Build and check a RecipeConfig from a nested dict (as read from TOML or JSON)."""
+    """Build and check a RecipeConfig from a nested dict (as read from TOML or JSON): keys, types and ranges.
+    :func:`deeprecipes.recipes.check_builders` then checks the arguments against the model, dataset and
+    optimizers they go to."""
     kwargs: dict[str, Any] = {}
     for key, value in raw.items():
         if key in TOP_KEYS:
             kwargs[key] = check_value(value, str, key)
+            if key == "name" and not RUN_NAME.fullmatch(kwargs[key]):
+                raise ConfigError(
+                    f"recipe name {kwargs[key]!r} must be letters, digits, '.', '_' or '-' (it names the folder "
+                    "runs/<name>/), starting with a letter or digit"
+                )
         elif key in SECTIONS or key == "optimizers":
             if not isinstance(value, Mapping):
                 raise ConfigError(f"'{key}' must be a table of keys, got {value!r}")
@@ -391,9 +401,7 @@ def config_from_dict(raw: Mapping[str, Any]) -> RecipeConfig:
             raise ConfigError(f"unknown section or key '{key}'; allowed: {allowed}")
     if "optimizers" in raw:
         kwargs["optimizers"], kwargs["schedules"] = _named_optimizers(raw)
-    cfg = RecipeConfig(**kwargs)
-    _check_builders(cfg)
-    return cfg
+    return RecipeConfig(**kwargs)
 
 
 def _named_optimizers(raw: Mapping[str, Any]) -> tuple[dict[str, OptimizerConfig], dict[str, ScheduleConfig]]:
@@ -415,26 +423,6 @@ def _named_optimizers(raw: Mapping[str, Any]) -> tuple[dict[str, OptimizerConfig
         optimizers[name] = _build_section("optimizer", table, f"optimizers.{name}")
         schedules[name] = _build_section("schedule", sched, f"optimizers.{name}.schedule")
     return optimizers, schedules
-
-
-def _check_builders(cfg: RecipeConfig) -> None:
-    """Check model, dataset and optimizer arguments against what their builders accept."""
-    from .registry import DATASETS, MODELS
-    from .training.optim import check_optimizer_args
-
-    if cfg.model.name:
-        bind_arguments(MODELS.get(cfg.model.name), cfg.model.args, where=f"model '{cfg.model.name}'")
-    bind_arguments(DATASETS.get(cfg.data.name), cfg.data.args, where=f"dataset '{cfg.data.name}'")
-    for name, (opt, _) in cfg.optimizer_plan().items():
-        check_optimizer_args(opt.name, opt.args, where=f"optimizers.{name}" if cfg.optimizers else "optimizer")
-        bad = {k: v for k, v in opt.lr_scale.items() if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0}
-        if bad:
-            raise ConfigError(f"optimizer lr_scale factors must be numbers >= 0, got {bad}")
-    if cfg.pretrain.epochs or cfg.pretrain.layers:
-        from .training.layerwise import pretrain_plan
-
-        for s in pretrain_plan(cfg.pretrain, len(cfg.pretrain.layers)):
-            check_optimizer_args(s.optimizer, s.optimizer_args)
 
 
 def parse_override(item: str) -> tuple[str, Any]:
@@ -463,21 +451,38 @@ def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[s
                 f"unknown key '{dotted}'; keys look like section.key with section one of "
                 f"{', '.join((*SECTIONS, 'optimizers'))}"
             )
-        node = out.setdefault(parts[0], {})
-        for p in parts[1:-1]:
+        node: Any = out
+        for depth, p in enumerate(parts[:-1]):
             node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                where = ".".join(parts[: depth + 1])
+                raise ConfigError(f"cannot set '{dotted}': '{where}' is the value {node!r}, not a table of keys")
         node[parts[-1]] = value
     return out
+
+
+def _check_toml_values(node: Any, where: str) -> None:
+    """TOML dates and times have no place in a recipe (and no JSON form): one line naming the key."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            _check_toml_values(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _check_toml_values(v, f"{where}[{i}]")
+    elif isinstance(node, datetime.date | datetime.time):
+        raise ConfigError(f"'{where}' is a TOML date or time ({node}); recipe values are numbers, strings, lists")
 
 
 def read_toml(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:
-            return tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
+            raw = tomllib.load(f)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+    _check_toml_values(raw, "")
+    return raw
 
 
 def load_config(raw: dict[str, Any], overrides: Mapping[str, Any] | None = None) -> RecipeConfig:

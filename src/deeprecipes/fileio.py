@@ -1,14 +1,19 @@
-"""File-mode helper for atomic writes (temporary file, then rename) that leave ordinary, readable files.
+"""Atomic writes (temporary file, fsync, rename) that leave ordinary, readable files; the cache folder.
 
-``tempfile.mkstemp`` and safetensors create private files (0o600); a file renamed into a run directory or the data
-cache gets the mode a plain ``open(path, "w")`` would have given it first.
+``atomic_write_text`` is how every JSON file of a run directory and of the data cache is written: a reader sees the
+old file or the new one, never a part. ``tempfile.mkstemp`` and safetensors create private files (0o600); a file
+renamed into place gets the mode a plain ``open(path, "w")`` would have given it (``file_mode``).
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
-__all__ = ["file_mode"]
+__all__ = ["file_mode", "atomic_write_text", "fsync_dir", "cache_dir", "env_path"]
+
+ENV_CACHE = "DEEPRECIPES_CACHE"
 
 _FILE_MODE: list[int] = []
 
@@ -20,3 +25,52 @@ def file_mode() -> int:
         os.umask(umask)
         _FILE_MODE.append(0o666 & ~umask)
     return _FILE_MODE[0]
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a directory's entries (a rename into it) to disk, where the platform allows it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never a part."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, file_mode())
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def env_path(name: str) -> Path | None:
+    """The path an environment variable names (``~`` expanded), or None when it is unset or empty."""
+    value = os.environ.get(name, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def cache_dir() -> Path:
+    """The download and probe cache: ``$DEEPRECIPES_CACHE``, else ``$XDG_CACHE_HOME/deeprecipes``, else
+    ``~/.cache/deeprecipes``. Not created here."""
+    path = env_path(ENV_CACHE)
+    if path is not None:
+        return path
+    xdg = env_path("XDG_CACHE_HOME")
+    if xdg is not None and xdg.is_absolute():  # the XDG spec says to ignore relative paths
+        return xdg / "deeprecipes"
+    return Path.home() / ".cache" / "deeprecipes"

@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .fileio import atomic_write_text, cache_dir
+
 __all__ = [
     "Precision",
     "PRECISIONS",
@@ -237,8 +239,6 @@ def summary_line(device: Any = None) -> str:
 
 
 def _cache_file() -> Path:
-    from .data.sources import cache_dir
-
     return cache_dir() / "machine-probe.json"
 
 
@@ -302,8 +302,6 @@ def bf16_probe(*, refresh: bool = False) -> dict[str, Any]:
 
     A cache that cannot be read or written is ignored: the probe takes well under a second.
     """
-    from .training.checkpoint import atomic_write_text
-
     key = _machine_key()
     path = _cache_file()
     cached: dict[str, Any] = {}

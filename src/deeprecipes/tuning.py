@@ -1,6 +1,6 @@
 """Hyperparameter search over a recipe on Optuna (TF Deep Learning Cookbook 3.6): every trial is an ordinary run.
 
-Every trial is a run directory made by :func:`deeprecipes.runner.run` under ``OUT/trial-NNN``, where NNN is the
+Every trial is a run directory made by :func:`deeprecipes.runs.api.run` under ``OUT/trial-NNN``, where NNN is the
 Optuna trial number (unique in a study, so processes that share one study never collide). The search ranks the
 trials by one metric (default: the recipe's target metric and mode) and writes ``OUT/results.csv`` and
 ``OUT/results.md`` (rank, trial, each tuned key, the metric, wall time, state), best first, after every trial. The
@@ -49,7 +49,10 @@ from typing import Any
 
 from .config import parse_override
 from .errors import ConfigError, DeepRecipesError, TrainingError
+from .fileio import atomic_write_text
 from .recipes import load_recipe
+from .registry import create_model
+from .runs import api
 from .training.callbacks import Callback
 
 __all__ = [
@@ -266,8 +269,6 @@ def _space(grid: Mapping[str, Any] | None, space: Mapping[str, Any] | None) -> _
 def _check_points(recipe: str | Path, base: Mapping[str, Any], space: _Space) -> Any:
     """Load (and build the model of) every combination of choices and range ends, or, when there are too many,
     each value with the other keys at their first; the first bad one raises ConfigError. Returns a config."""
-    from .registry import create_model
-
     axes = {k: [space.decode(k, c) for c in cs] for k, cs in space.choices.items()}
     axes.update({k: [r.low, r.high] for k, r in space.ranges.items()})
     if math.prod(len(v) for v in axes.values()) <= _CHECK_ALL_UP_TO:
@@ -423,8 +424,6 @@ def format_table(result: TuneResult, markdown: bool = True) -> str:
 
 
 def _write_results(result: TuneResult, recipe: str) -> None:
-    from .training.checkpoint import atomic_write_text
-
     atomic_write_text(result.out / "results.csv", format_table(result, markdown=False))
     best = result.best
     lines = [
@@ -606,8 +605,6 @@ class _Search:
     def objective(self, trial: Any) -> float:
         import optuna
 
-        from . import runner
-
         params = self.space.suggest(trial)
         run_dir = self.out / f"trial-{trial.number:03d}"
         trial.set_user_attr("run_dir", str(run_dir))
@@ -615,7 +612,7 @@ class _Search:
         key = pruning_key(self.metric)
         pruning = PruningCallback(trial, key) if key else None
         try:
-            runner.run(
+            api.run(
                 self.recipe,
                 out=run_dir,
                 overrides={**self.base, **params},
@@ -653,8 +650,6 @@ class _Search:
 
 
 def _prepare_out(out: Path, marker: dict[str, Any], recipe: str | Path) -> None:
-    from .training.checkpoint import atomic_write_text
-
     _check_out(out, marker)
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -19,8 +19,8 @@ import torch
 
 from ..errors import ConfigError, DataError
 from ..registry import register_dataset
+from . import sources
 from .base import ArrayData, DataSplits
-from .sources import data_dir as _data_dir
 
 __all__ = ["FER2013_CLASSES", "fer2013", "find_fer2013", "read_fer2013"]
 
@@ -34,7 +34,7 @@ KAGGLE = "https://www.kaggle.com/c/challenges-in-representation-learning-facial-
 
 def find_fer2013(data_dir: str | None = None) -> Path:
     """``fer2013.csv`` in the data folder or its ``fer2013`` folder; a DataError saying where to put it."""
-    root = _data_dir(data_dir)
+    root = sources.data_dir(data_dir)
     if root is not None:
         for path in (root / "fer2013" / FILE, root / FILE):
             if path.is_file():

@@ -8,16 +8,14 @@ not match) and raises :class:`~deeprecipes.errors.DataError` with one line namin
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import math
 import os
-import zlib
-from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
+from .reading import GZIP_MAGIC, gunzip, read_bytes
 
 __all__ = ["IDX_DTYPES", "parse_idx", "read_idx"]
 
@@ -31,16 +29,6 @@ IDX_DTYPES: dict[int, tuple[np.dtype, str]] = {
     0x0E: (np.dtype(">f8"), "float64"),
 }
 _KNOWN = ", ".join(f"0x{code:02X} {name}" for code, (_, name) in IDX_DTYPES.items())
-_GZIP_MAGIC = b"\x1f\x8b"
-
-
-def _gunzip(raw: bytes, where: str) -> bytes:
-    try:
-        return gzip.decompress(raw)
-    except EOFError:
-        raise DataError(f"{where}: truncated gzip stream (the download or copy was cut short)") from None
-    except (gzip.BadGzipFile, zlib.error, OSError) as e:
-        raise DataError(f"{where}: corrupt gzip stream ({e})") from None
 
 
 def parse_idx(data: bytes, where: str = "<bytes>") -> np.ndarray:
@@ -127,15 +115,8 @@ def read_idx(path: str | os.PathLike[str], *, sha256: str | None = None) -> np.n
     ((60000, 28, 28), dtype('uint8'))
     """
     where = os.fspath(path)
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{where}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{where}: is a folder, not an IDX file") from None
-    except OSError as e:
-        raise DataError(f"{where}: cannot read ({e.strerror or e})") from None
-    data = _gunzip(raw, where) if raw[:2] == _GZIP_MAGIC else raw
+    raw = read_bytes(path, "an IDX file")
+    data = gunzip(raw, where) if raw[:2] == GZIP_MAGIC else raw
     del raw
     arr = parse_idx(data, where)
     if sha256 is not None:

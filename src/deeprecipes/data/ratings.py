@@ -30,8 +30,8 @@ import torch
 
 from ..errors import ConfigError, DataError
 from ..registry import register_dataset
+from . import sources
 from .base import ArrayData, DataSplits
-from .sources import data_dir as _data_dir
 
 __all__ = [
     "Ratings",
@@ -338,7 +338,7 @@ def ratings_synthetic(
 
 def find_movielens(data_dir: str | None = None) -> Path:
     """``ratings.dat`` or ``u.data`` in the data folder (or its ``movielens``, ``ml-1m`` or ``ml-100k`` folder)."""
-    root = _data_dir(data_dir)
+    root = sources.data_dir(data_dir)
     if root is not None:
         for sub in ("movielens", "ml-1m", "ml-100k", "."):
             for name in MOVIELENS_FILES:

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..fileio import file_mode
+from ..fileio import cache_dir, env_path, file_mode
 from .idx import read_idx
 
 __all__ = ["FileSpec", "cache_dir", "data_dir", "download", "load_verified", "locate", "offline"]
@@ -39,7 +39,6 @@ __all__ = ["FileSpec", "cache_dir", "data_dir", "download", "load_verified", "lo
 log = logging.getLogger(__name__)
 
 ENV_DATA = "DEEPRECIPES_DATA"
-ENV_CACHE = "DEEPRECIPES_CACHE"
 ENV_OFFLINE = "DEEPRECIPES_OFFLINE"
 DOWNLOAD_TIMEOUT = 30.0  # seconds without data before a mirror is given up
 
@@ -71,31 +70,14 @@ class FileSpec:
         return cls(name, sha256, tuple(m.rstrip("/") + "/" + name for m in mirrors))
 
 
-def _env_path(name: str) -> Path | None:
-    value = os.environ.get(name, "").strip()
-    return Path(value).expanduser() if value else None
-
-
 def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path | None:
     """The user's data folder: ``explicit`` when given, else ``$DEEPRECIPES_DATA``, else None."""
     if explicit is not None and os.fspath(explicit) != "":
         return Path(explicit).expanduser()
-    return _env_path(ENV_DATA)
+    return env_path(ENV_DATA)
 
 
 _data_dir = data_dir  # locate() has an argument of the same name
-
-
-def cache_dir() -> Path:
-    """The download cache: ``$DEEPRECIPES_CACHE``, else ``$XDG_CACHE_HOME/deeprecipes``, else
-    ``~/.cache/deeprecipes``. Not created here."""
-    path = _env_path(ENV_CACHE)
-    if path is not None:
-        return path
-    xdg = _env_path("XDG_CACHE_HOME")
-    if xdg is not None and xdg.is_absolute():  # the XDG spec says to ignore relative paths
-        return xdg / "deeprecipes"
-    return Path.home() / ".cache" / "deeprecipes"
 
 
 def offline() -> bool:
@@ -259,62 +241,87 @@ def locate(
     """
     user = _data_dir(data_dir)
     cache = cache_dir() / dataset
-    local: list[tuple[Path, bool]] = []  # (folder, is_cache)
-    if user is not None:
-        local += [(user / dataset, False), (user, False)]
-    if shipped is not None:
-        local.append((Path(shipped), False))
-    local.append((cache, True))
-    local += [(Path(d), False) for d in system_dirs]
-
+    folders = _search_folders(dataset, user, shipped, system_dirs, cache)
     found: dict[str, Path] = {}
-    missing: list[FileSpec] = []
     for spec in files:
-        for folder, is_cache in local:
-            path = folder / spec.name
-            if not path.is_file():
-                continue
-            try:
-                load_verified(path, spec.sha256)
-            except DataError as e:
-                if not is_cache:
-                    raise
-                log.warning("removing a bad cache entry: %s", e)
-                path.unlink(missing_ok=True)
-                continue
-            log.debug("%s: %s", dataset, path)
+        path = _find_local(dataset, spec, folders)
+        if path is not None:
             found[spec.name] = path
-            break
-        else:
-            missing.append(spec)
-
+    missing = [spec for spec in files if spec.name not in found]
     failures: list[str] = []
     if missing and not offline():
-        unreachable: set[str] = set()
-        for spec in list(missing):
-            try:
-                download(spec, cache / spec.name, unreachable)
-            except DataError as e:
-                failures.append(str(e))
-                continue
-            found[spec.name] = cache / spec.name
-            missing.remove(spec)
-
+        failures = _download_missing(missing, cache, found)
+        missing = [spec for spec in missing if spec.name not in found]
     if missing:
-        names = ", ".join(s.name for s in missing)
-        looked = ", ".join(_shown(folder) for folder, _ in local)
-        if user is None:
-            looked += f"; no data folder given (--data-dir or {ENV_DATA})"
-        provide = f"set {ENV_DATA} or --data-dir to a folder holding the files"
-        if offline():
-            tried, fix = f"downloads are off ({ENV_OFFLINE}=1)", f"{provide}, or unset {ENV_OFFLINE} and connect"
-        elif failures:
-            more = f" (and {len(failures) - 1} more failed)" if len(failures) > 1 else ""
-            tried, fix = f"{failures[0]}{more}", f"{provide}, or connect"
-        else:
-            tried, fix = "no download URL is known", provide
-        if fix != provide:
-            fix += " to the internet"
-        message = f"dataset '{dataset}': missing {names}; looked in {looked}; {tried}; {fix}"
-        raise DataError(message.replace("\r", " ").replace("\n", " "))
+        raise DataError(_missing_message(dataset, missing, folders, user is not None, failures))
     return {spec.name: found[spec.name] for spec in files}
+
+
+def _search_folders(
+    dataset: str, user: Path | None, shipped: Path | None, system_dirs: tuple[Path, ...], cache: Path
+) -> list[tuple[Path, bool]]:
+    """The folders :func:`locate` looks in, in order, each with whether it is the cache."""
+    folders: list[tuple[Path, bool]] = []
+    if user is not None:
+        folders += [(user / dataset, False), (user, False)]
+    if shipped is not None:
+        folders.append((Path(shipped), False))
+    folders.append((cache, True))
+    folders += [(Path(d), False) for d in system_dirs]
+    return folders
+
+
+def _find_local(dataset: str, spec: FileSpec, folders: list[tuple[Path, bool]]) -> Path | None:
+    """The first verified copy of ``spec`` in ``folders``; a bad one is an error, except in the cache, where it is
+    deleted (to be downloaded again)."""
+    for folder, is_cache in folders:
+        path = folder / spec.name
+        if not path.is_file():
+            continue
+        try:
+            load_verified(path, spec.sha256)
+        except DataError as e:
+            if not is_cache:
+                raise
+            log.warning("removing a bad cache entry: %s", e)
+            path.unlink(missing_ok=True)
+            continue
+        log.debug("%s: %s", dataset, path)
+        return path
+    return None
+
+
+def _download_missing(missing: list[FileSpec], cache: Path, found: dict[str, Path]) -> list[str]:
+    """Download each missing file into ``cache``, adding those that arrive to ``found``; the failures' reasons."""
+    failures: list[str] = []
+    unreachable: set[str] = set()
+    for spec in missing:
+        try:
+            download(spec, cache / spec.name, unreachable)
+        except DataError as e:
+            failures.append(str(e))
+            continue
+        found[spec.name] = cache / spec.name
+    return failures
+
+
+def _missing_message(
+    dataset: str, missing: list[FileSpec], folders: list[tuple[Path, bool]], has_user: bool, failures: list[str]
+) -> str:
+    """One line: which files are missing, every place looked, why no download helped, and how to provide them."""
+    names = ", ".join(s.name for s in missing)
+    looked = ", ".join(_shown(folder) for folder, _ in folders)
+    if not has_user:
+        looked += f"; no data folder given (--data-dir or {ENV_DATA})"
+    provide = f"set {ENV_DATA} or --data-dir to a folder holding the files"
+    if offline():
+        tried, fix = f"downloads are off ({ENV_OFFLINE}=1)", f"{provide}, or unset {ENV_OFFLINE} and connect"
+    elif failures:
+        more = f" (and {len(failures) - 1} more failed)" if len(failures) > 1 else ""
+        tried, fix = f"{failures[0]}{more}", f"{provide}, or connect"
+    else:
+        tried, fix = "no download URL is known", provide
+    if fix != provide:
+        fix += " to the internet"
+    message = f"dataset '{dataset}': missing {names}; looked in {looked}; {tried}; {fix}"
+    return message.replace("\r", " ").replace("\n", " ")

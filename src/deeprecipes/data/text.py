@@ -29,7 +29,6 @@ hidden state across batches. ``train.batch_size`` and ``train.eval_batch_size`` 
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import logging
 import re
@@ -44,6 +43,7 @@ import torch
 from ..errors import DataError
 from ..registry import register_dataset
 from .base import ArrayData, DataSplits
+from .reading import read_text
 from .sources import FileSpec, cache_dir, data_dir, download, offline
 
 __all__ = [
@@ -56,6 +56,9 @@ __all__ = [
     "stream_windows",
     "redundant_windows",
     "text_splits",
+    "token_splits",
+    "TokenLayout",
+    "shakespeare_splits",
     "load_ptb",
 ]
 
@@ -77,29 +80,6 @@ UNK, EOS = "<unk>", "<eos>"
 
 # ----------------------------------------------------------------------------------------------------------------
 # reading
-
-
-def read_text(path: str | Path, data: bytes | None = None) -> str:
-    """The UTF-8 text of ``path`` (gzip-compressed when it ends in ``.gz``); DataError naming the file (and the line
-    of the first bad byte) when it is missing, empty or not UTF-8. Line ends are normalised to ``\\n``."""
-    path = Path(path)
-    try:
-        raw = data if data is not None else path.read_bytes()
-        if path.suffix == ".gz":
-            raw = gzip.decompress(raw)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such text file") from None
-    except (OSError, EOFError) as e:
-        raise DataError(f"{path}: cannot read ({e})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise DataError(f"{path}: not UTF-8 text (byte 0x{raw[e.start]:02x} on line {line})") from None
-    text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
-    if not text.strip():
-        raise DataError(f"{path}: the text is empty")
-    return text
 
 
 def shakespeare_works(source: str = "shipped", data_dir_: str | None = None) -> dict[str, str]:
@@ -274,23 +254,52 @@ def redundant_windows(ids: torch.Tensor, maxlen: int, step: int) -> ArrayData:
     return ArrayData(x, ids[starts + maxlen])
 
 
+@dataclass(frozen=True)
+class TokenLayout:
+    """How each split's token ids become samples.
+
+    Attributes
+    ----------
+    batch_size, eval_batch_size : int
+        Parallel streams of the training split and of the val and test splits (``kind`` "streams").
+    steps : int
+        Tokens per window (the sequence length).
+    kind : str
+        ``"streams"`` (:func:`stream_windows`, for truncated BPTT) or ``"windows"`` (:func:`redundant_windows`,
+        next-token windows every ``redundancy`` tokens).
+    redundancy : int
+    """
+
+    batch_size: int
+    steps: int
+    eval_batch_size: int
+    kind: str = "streams"
+    redundancy: int = 3
+
+    def check(self, name: str) -> None:
+        if self.steps < 1:
+            raise DataError(f"dataset '{name}': steps (the sequence length) must be >= 1, got {self.steps}")
+        if self.kind not in ("streams", "windows"):
+            raise DataError(f"dataset '{name}': layout must be 'streams' or 'windows', got {self.kind!r}")
+
+    def apply(self, ids: torch.Tensor, train: bool, where: str) -> ArrayData:
+        if self.kind == "windows":
+            return redundant_windows(ids, self.steps, self.redundancy)
+        return stream_windows(ids, self.batch_size if train else self.eval_batch_size, self.steps, where)
+
+
 def text_splits(
     name: str,
     texts: tuple[str, str, str],
     *,
     level: str,
-    batch_size: int,
-    steps: int,
-    eval_batch_size: int,
+    layout: TokenLayout,
     vocab_size: int = 0,
-    layout: str = "streams",
-    redundancy: int = 3,
     meta: dict | None = None,
 ) -> DataSplits:
-    """Tokenise train / val / test text (``level`` "char" or "word"), build the vocabulary on the training text and
-    lay out each split (``layout`` "streams" for truncated BPTT, "windows" for next-token windows)."""
-    if steps < 1:
-        raise DataError(f"dataset '{name}': steps (the sequence length) must be >= 1, got {steps}")
+    """Tokenise train / val / test text (``level`` "char" or "word"), build the vocabulary on the training text
+    (``vocab_size`` words at most, the rest ``<unk>``) and lay out each split with ``layout``."""
+    layout.check(name)
     if level == "char":
         toks = [list(t) for t in texts]
         vocab = Vocabulary.build(toks[0])
@@ -299,21 +308,27 @@ def text_splits(
         vocab = Vocabulary.build(toks[0], max_size=vocab_size, unk=UNK)
     else:
         raise DataError(f"dataset '{name}': level must be 'char' or 'word', got {level!r}")
-    ids = [vocab.encode(t, f"dataset '{name}' {s} split") for t, s in zip(toks, ("train", "val", "test"), strict=True)]
-    if layout == "streams":
-        parts = [
-            stream_windows(i, b, steps, f"dataset '{name}' {s} split")
-            for i, b, s in zip(
-                ids, (batch_size, eval_batch_size, eval_batch_size), ("train", "val", "test"), strict=True
-            )
-        ]
-    elif layout == "windows":
-        parts = [redundant_windows(i, steps, redundancy) for i in ids]
-    else:
-        raise DataError(f"dataset '{name}': layout must be 'streams' or 'windows', got {layout!r}")
+    splits = dict(zip(("train", "val", "test"), toks, strict=True))
+    return token_splits(name, splits, vocab, level=level, layout=layout, meta=meta)
+
+
+def token_splits(
+    name: str,
+    tokens: dict[str, list[str]],
+    vocab: Vocabulary,
+    *,
+    level: str,
+    layout: TokenLayout,
+    meta: dict | None = None,
+) -> DataSplits:
+    """Encode three splits' tokens (``tokens``: label -> tokens, in train, val, test order) with ``vocab`` and lay
+    each out with ``layout``; ``meta["tokens"]`` counts each split's tokens under its label."""
+    layout.check(name)
+    ids = {s: vocab.encode(t, f"dataset '{name}' {s} split") for s, t in tokens.items()}
+    parts = [layout.apply(i, k == 0, f"dataset '{name}' {s} split") for k, (s, i) in enumerate(ids.items())]
     return DataSplits(
         name=name,
-        split=f"{level}-{layout}",
+        split=f"{level}-{layout.kind}",
         train=parts[0],
         val=parts[1],
         test=parts[2],
@@ -323,13 +338,29 @@ def text_splits(
             "vocab": vocab.tokens,
             "unk": vocab.unk,
             "num_classes": len(vocab),
-            "tokens": {s: len(i) for s, i in zip(("train", "val", "test"), ids, strict=True)},
-            "layout": layout,
-            "batch_size": batch_size,
-            "eval_batch_size": eval_batch_size,
-            "steps": steps,
+            "tokens": {s: len(i) for s, i in ids.items()},
+            "layout": layout.kind,
+            "batch_size": layout.batch_size,
+            "eval_batch_size": layout.eval_batch_size,
+            "steps": layout.steps,
         },
     )
+
+
+def shakespeare_splits(
+    name: str,
+    level: str,
+    source: str,
+    data_dir: str | None,
+    fractions: tuple[float, float],
+    layout: TokenLayout,
+    vocab_size: int = 0,
+) -> DataSplits:
+    """The works of ``source`` (see :func:`shakespeare_works`), cut by ``fractions`` (val, test) with
+    :func:`split_text` and laid out by :func:`text_splits`."""
+    works = shakespeare_works(source, data_dir)
+    texts = split_text(works, *fractions)
+    return text_splits(name, texts, level=level, layout=layout, vocab_size=vocab_size, meta={"works": list(works)})
 
 
 @register_dataset("shakespeare-char")
@@ -347,19 +378,8 @@ def shakespeare_char(
     """Shakespeare's characters for truncated BPTT (``batch_size`` streams of ``steps``-character windows; the
     course's 60 x 50), or with ``layout="windows"`` TFLearn's ``steps``-character windows every ``redundancy``
     characters labelled with the next one (the cookbook's 25 / 3). ``eval_batch_size`` 0 = ``batch_size``."""
-    works = shakespeare_works(source, data_dir)
-    texts = split_text(works, val_fraction, test_fraction)
-    return text_splits(
-        "shakespeare-char",
-        texts,
-        level="char",
-        batch_size=batch_size,
-        steps=steps,
-        eval_batch_size=eval_batch_size or batch_size,
-        layout=layout,
-        redundancy=redundancy,
-        meta={"works": list(works)},
-    )
+    plan = TokenLayout(batch_size, steps, eval_batch_size or batch_size, layout, redundancy)
+    return shakespeare_splits("shakespeare-char", "char", source, data_dir, (val_fraction, test_fraction), plan)
 
 
 @register_dataset("shakespeare-words")
@@ -374,18 +394,9 @@ def shakespeare_words(
     data_dir: str | None = None,
 ) -> DataSplits:
     """Shakespeare as PTB-style words (see :func:`word_tokens`), ``vocab_size`` most frequent kept."""
-    works = shakespeare_works(source, data_dir)
-    texts = split_text(works, val_fraction, test_fraction)
-    return text_splits(
-        "shakespeare-words",
-        texts,
-        level="word",
-        batch_size=batch_size,
-        steps=steps,
-        eval_batch_size=eval_batch_size or batch_size,
-        vocab_size=vocab_size,
-        meta={"works": list(works)},
-    )
+    plan = TokenLayout(batch_size, steps, eval_batch_size or batch_size)
+    fractions = (val_fraction, test_fraction)
+    return shakespeare_splits("shakespeare-words", "word", source, data_dir, fractions, plan, vocab_size)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -464,35 +475,13 @@ def load_ptb(data_dir_: str | None = None) -> dict[str, list[str]]:
 @register_dataset("ptb")
 def ptb(batch_size: int = 20, steps: int = 20, eval_batch_size: int = 0, data_dir: str | None = None) -> DataSplits:
     """Penn Treebank words (Mikolov's simple-examples), laid out for truncated BPTT as TF's ``ptb_iterator``."""
-    if steps < 1:
-        raise DataError(f"dataset 'ptb': steps (the sequence length) must be >= 1, got {steps}")
+    plan = TokenLayout(batch_size, steps, eval_batch_size or batch_size)
+    plan.check("ptb")
     words = load_ptb(data_dir)
     vocab = Vocabulary.build(words["ptb.train.txt"], unk=UNK)
     if len(vocab) != 10000:
         raise DataError(f"dataset 'ptb': expected a 10,000-word vocabulary, found {len(vocab)}")
-    b_eval = eval_batch_size or batch_size
-    parts = [
-        stream_windows(vocab.encode(words[n]), b, steps, f"dataset 'ptb' {n}")
-        for n, b in (("ptb.train.txt", batch_size), ("ptb.valid.txt", b_eval), ("ptb.test.txt", b_eval))
-    ]
-    return DataSplits(
-        name="ptb",
-        split="word-streams",
-        train=parts[0],
-        val=parts[1],
-        test=parts[2],
-        meta={
-            "level": "word",
-            "vocab": vocab.tokens,
-            "unk": UNK,
-            "num_classes": len(vocab),
-            "tokens": {n: len(w) for n, w in words.items()},
-            "layout": "streams",
-            "batch_size": batch_size,
-            "eval_batch_size": b_eval,
-            "steps": steps,
-        },
-    )
+    return token_splits("ptb", words, vocab, level="word", layout=plan)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -11,9 +11,10 @@ validation part the same way from the end of the training part.
 
 from __future__ import annotations
 
-import gzip
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,10 +22,12 @@ import torch
 from ..errors import ConfigError, DataError
 from ..registry import register_dataset
 from .base import ArrayData, DataSplits
+from .csvfile import MISSING, column_index, numbers, read_rows
 
-__all__ = ["make_windows", "split_windows", "load_co2", "co2", "csv_series"]
+__all__ = ["WindowCut", "make_windows", "split_windows", "load_co2", "co2", "csv_series", "read_column"]
 
 FILES = Path(__file__).parent / "files"
+CO2_FILE = FILES / "co2" / "co2.csv.gz"
 
 
 def make_windows(series: np.ndarray, window: int, horizon: int, starts: np.ndarray) -> ArrayData:
@@ -32,6 +35,82 @@ def make_windows(series: np.ndarray, window: int, horizon: int, starts: np.ndarr
     idx = starts[:, None] + np.arange(window + horizon)[None]
     seg = torch.as_tensor(series[idx], dtype=torch.float32)  # (n, window + horizon, d)
     return ArrayData(seg[:, :window].contiguous(), seg[:, window:].contiguous())
+
+
+@dataclass(frozen=True)
+class WindowCut:
+    """How a series becomes (past window, future horizon) samples, cut chronologically (see the module docstring).
+
+    Attributes
+    ----------
+    window, horizon : int
+        Steps of each sample's input and of its target.
+    test_fraction, val_fraction : float
+        Shares of the series, from its end, for the test part and (before it) the validation part.
+    stride : int
+        Steps between the starts of consecutive windows.
+    """
+
+    window: int
+    horizon: int
+    test_fraction: float
+    val_fraction: float = 0.0
+    stride: int = 1
+
+    def check(self, where: str) -> None:
+        for key in ("window", "horizon", "stride"):
+            v = getattr(self, key)
+            if v < 1:
+                raise ConfigError(
+                    f"{where} argument '{key}' must be >= 1 (a sequence length of zero has no steps), got {v}"
+                )
+        test, val = self.test_fraction, self.val_fraction
+        if not 0.0 < test < 1.0 or not 0.0 <= val < 1.0 or test + val >= 1.0:
+            raise ConfigError(
+                f"{where} arguments 'test_fraction' (in (0, 1)) and 'val_fraction' (in [0, 1)) must sum below 1; "
+                f"got {test}, {val}"
+            )
+
+    def split(self, series: np.ndarray, name: str, meta: dict[str, Any] | None = None) -> DataSplits:
+        """Cut a (T,) or (T, d) series into train / (val) / test windows."""
+        where = f"dataset '{name}'"
+        self.check(where)
+        series = np.asarray(series, dtype=np.float64)
+        if series.ndim == 1:
+            series = series[:, None]
+        n = len(series)
+        window, horizon, stride = self.window, self.horizon, self.stride
+        span = window + horizon
+        test_cut = round(n * (1.0 - self.test_fraction))
+        val_cut = round(n * (1.0 - self.test_fraction - self.val_fraction))
+        parts = {
+            "train": np.arange(0, val_cut - span + 1, stride),
+            "val": np.arange(max(val_cut - window, 0), test_cut - span + 1, stride) if self.val_fraction else None,
+            "test": np.arange(max(test_cut - window, 0), n - span + 1, stride),
+        }
+        for key, starts in parts.items():
+            if starts is not None and len(starts) == 0:
+                raise DataError(
+                    f"{where}: {n} values leave no {key} window of {window} + {horizon} steps "
+                    f"(test_fraction={self.test_fraction}, val_fraction={self.val_fraction}); use shorter windows "
+                    "or more data"
+                )
+        data = {k: None if v is None else make_windows(series, window, horizon, v) for k, v in parts.items()}
+        return DataSplits(
+            name=name,
+            split="chronological",
+            train=data["train"],
+            val=data["val"],
+            test=data["test"],
+            meta={
+                **(meta or {}),
+                "length": n,
+                "window": window,
+                "horizon": horizon,
+                "test_cut": test_cut,
+                "val_cut": val_cut,
+            },
+        )
 
 
 def split_windows(
@@ -45,65 +124,36 @@ def split_windows(
     stride: int = 1,
     meta: dict | None = None,
 ) -> DataSplits:
-    """Cut a (T,) or (T, d) series chronologically into train / (val) / test windows; see the module docstring."""
-    where = f"dataset '{name}'"
-    for key, v in (("window", window), ("horizon", horizon), ("stride", stride)):
-        if v < 1:
-            raise ConfigError(
-                f"{where} argument '{key}' must be >= 1 (a sequence length of zero has no steps), got {v}"
-            )
-    if not 0.0 < test_fraction < 1.0 or not 0.0 <= val_fraction < 1.0 or test_fraction + val_fraction >= 1.0:
-        raise ConfigError(
-            f"{where} arguments 'test_fraction' (in (0, 1)) and 'val_fraction' (in [0, 1)) must sum below 1; "
-            f"got {test_fraction}, {val_fraction}"
-        )
-    series = np.asarray(series, dtype=np.float64)
-    if series.ndim == 1:
-        series = series[:, None]
-    n = len(series)
-    span = window + horizon
-    test_cut = round(n * (1.0 - test_fraction))
-    val_cut = round(n * (1.0 - test_fraction - val_fraction))
-    parts = {
-        "train": np.arange(0, val_cut - span + 1, stride),
-        "val": np.arange(max(val_cut - window, 0), test_cut - span + 1, stride) if val_fraction else None,
-        "test": np.arange(max(test_cut - window, 0), n - span + 1, stride),
-    }
-    for key, starts in parts.items():
-        if starts is not None and len(starts) == 0:
-            raise DataError(
-                f"{where}: {n} values leave no {key} window of {window} + {horizon} steps "
-                f"(test_fraction={test_fraction}, val_fraction={val_fraction}); use shorter windows or more data"
-            )
-    data = {k: None if v is None else make_windows(series, window, horizon, v) for k, v in parts.items()}
-    return DataSplits(
-        name=name,
-        split="chronological",
-        train=data["train"],
-        val=data["val"],
-        test=data["test"],
-        meta={
-            **(meta or {}),
-            "length": n,
-            "window": window,
-            "horizon": horizon,
-            "test_cut": test_cut,
-            "val_cut": val_cut,
-        },
-    )
+    """Cut a (T,) or (T, d) series chronologically into train / (val) / test windows (:meth:`WindowCut.split`)."""
+    return WindowCut(window, horizon, test_fraction, val_fraction, stride).split(series, name, meta)
+
+
+def read_column(path: str, column: str, missing: str = "error") -> tuple[np.ndarray, list[list[str]]]:
+    """One numeric column of a CSV file (see :func:`~deeprecipes.data.csvfile.read_rows`) and all the file's rows.
+
+    ``missing``: ``error`` (an empty or NA cell is a DataError naming its line) or ``interpolate`` (filled
+    linearly between its neighbours).
+    """
+    header, rows, lines = read_rows(path)
+    if not column:
+        raise ConfigError(f"dataset 'csv-series' needs column=<name> for {path}; columns: {', '.join(header)}")
+    k = column_index(header, column, path)
+    cells = [r[k] for r in rows]
+    if missing != "interpolate":
+        return numbers(cells, path, lines, column), rows
+    gaps = {i for i, c in enumerate(cells) if c.strip().lower() in MISSING}
+    if len(gaps) == len(cells):
+        raise DataError(f"{path}: column '{column}' has no values")
+    present = [i for i in range(len(cells)) if i not in gaps]
+    values = np.full(len(cells), np.nan)
+    values[present] = numbers([cells[i] for i in present], path, [lines[i] for i in present], column)
+    return _interpolate(values), rows
 
 
 def load_co2() -> tuple[np.ndarray, list[str]]:
     """The weekly Mauna Loa CO2 series (ppmv) and its dates (YYYYMMDD), missing weeks filled linearly."""
-    path = FILES / "co2" / "co2.csv.gz"
-    try:
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            rows = [line.strip().split(",") for line in f if line.strip()]
-    except (OSError, EOFError) as e:
-        raise DataError(f"{path}: cannot read the shipped CO2 series ({e})") from None
-    dates = [r[0] for r in rows[1:]]
-    values = np.array([float(r[1]) if r[1] else np.nan for r in rows[1:]])
-    return _interpolate(values), dates
+    values, rows = read_column(str(CO2_FILE), "co2", "interpolate")
+    return values, [r[0] for r in rows]
 
 
 def _interpolate(values: np.ndarray) -> np.ndarray:
@@ -132,17 +182,10 @@ def co2(
     domain (statsmodels: "This is public domain."). The 59 weeks without a measurement are filled by linear
     interpolation between their neighbours.
     """
+    cut = WindowCut(window, horizon, test_fraction, val_fraction, stride)
     values, dates = load_co2()
-    return split_windows(
-        values,
-        name="co2",
-        window=window,
-        horizon=horizon,
-        test_fraction=test_fraction,
-        val_fraction=val_fraction,
-        stride=stride,
-        meta={"units": "ppmv", "columns": ["co2"], "first": dates[0], "last": dates[-1], "step": "week"},
-    )
+    meta = {"units": "ppmv", "columns": ["co2"], "first": dates[0], "last": dates[-1], "step": "week"}
+    return cut.split(values, "co2", meta)
 
 
 @register_dataset("csv-series")
@@ -160,39 +203,11 @@ def csv_series(
 
     ``missing``: ``error`` (an empty or NA cell is an error naming its line) or ``interpolate`` (filled linearly).
     """
-    from .tabular import MISSING, _numbers, _read_rows
-
+    cut = WindowCut(window, horizon, test_fraction, val_fraction, stride)
     where = os.fspath(path)
     if not where:
         raise ConfigError("dataset 'csv-series' needs path=<file.csv>")
     if missing not in ("error", "interpolate"):
         raise ConfigError(f"dataset 'csv-series' argument 'missing' must be 'error' or 'interpolate'; got {missing!r}")
-    header, rows, lines = _read_rows(where)
-    if not column:
-        raise ConfigError(f"dataset 'csv-series' needs column=<name> for {where}; columns: {', '.join(header)}")
-    if column not in header:
-        near = [c for c in header if c.strip().lower() == column.strip().lower()]
-        hint = f" (did you mean '{near[0]}'? names are case-sensitive)" if near else ""
-        raise DataError(f"{where}: no column '{column}'{hint}; columns: {', '.join(header)}")
-    k = header.index(column)
-    cells = [r[k] for r in rows]
-    if missing == "interpolate":
-        gaps = [i for i, c in enumerate(cells) if c.strip().lower() in MISSING]
-        if len(gaps) == len(cells):
-            raise DataError(f"{where}: column '{column}' has no values")
-        present = [i for i in range(len(cells)) if i not in set(gaps)]
-        values = np.full(len(cells), np.nan)
-        values[present] = _numbers([cells[i] for i in present], where, [lines[i] for i in present], column)
-        values = _interpolate(values)
-    else:
-        values = _numbers(cells, where, lines, column)
-    return split_windows(
-        values,
-        name="csv-series",
-        window=window,
-        horizon=horizon,
-        test_fraction=test_fraction,
-        val_fraction=val_fraction,
-        stride=stride,
-        meta={"columns": [column], "files": [where]},
-    )
+    values, _ = read_column(where, column, missing)
+    return cut.split(values, "csv-series", {"columns": [column], "files": [where]})

@@ -29,6 +29,7 @@ import torch
 from ..errors import ConfigError, DataError
 from ..registry import register_dataset
 from .base import ArrayData, DataSplits
+from .reading import read_bytes
 
 __all__ = [
     "SPECIALS",
@@ -250,15 +251,7 @@ def read_lines(path: str | os.PathLike[str], role: str) -> list[list[str]]:
     where = os.fspath(path)
     if not where:
         raise ConfigError(f"dataset 'parallel-text' needs {role}=<file>")
-    try:
-        with open(where, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise DataError(f"{where}: no such file ({role})") from None
-    except IsADirectoryError:
-        raise DataError(f"{where}: is a folder, not a text file ({role})") from None
-    except OSError as e:
-        raise DataError(f"{where}: cannot read ({e.strerror or e})") from None
+    raw = read_bytes(where, "a text file", role=role)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:

@@ -221,19 +221,8 @@ def mnist(split: str = "tf", data_dir: str | None = None, flatten: bool = True) 
 def fashion_mnist(split: str = "tf", data_dir: str | None = None, flatten: bool = True) -> DataSplits:
     """Fashion-MNIST (Zalando): 60,000 training and 10,000 test images of 28x28 clothing, 10 classes.
 
-    Parameters
-    ----------
-    split : str
-        ``tf`` (train 55,000 / val 5,000), ``theano`` (50,000 / 10,000) or ``full`` (60,000 / none).
-    data_dir : str, optional
-        Folder holding the four IDX files (as ``<dir>/fashion-mnist/<file>`` or ``<dir>/<file>``); default
-        ``$DEEPRECIPES_DATA``; then the cache, ``/usr/share/datasets/fashion-mnist``, and a download.
-    flatten : bool
-        Images as (n, 784) rather than (n, 28, 28).
-
-    Returns
-    -------
-    DataSplits
-        x float32 in [0, 1], y int64 labels 0..9; ``meta["classes"]`` has the clothing names.
+    Arguments and splits as for :func:`mnist`. The four IDX files are looked for as ``<dir>/fashion-mnist/<file>``
+    or ``<dir>/<file>`` in ``data_dir`` (default ``$DEEPRECIPES_DATA``), then in the cache and
+    ``/usr/share/datasets/fashion-mnist``, and downloaded last. ``meta["classes"]`` has the clothing names.
     """
     return load_idx_dataset("fashion-mnist", FASHION_MNIST_FILES, FASHION_MNIST_CLASSES, split, data_dir, flatten)

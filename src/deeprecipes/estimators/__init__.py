@@ -4,8 +4,8 @@ Each family has its module here (``autoencoders``, ...); every estimator is impo
 
     from deeprecipes.estimators import StackedDenoisingAutoencoder
 
-They share :mod:`deeprecipes.estimators._base`: parameters stored as given and checked in ``fit``, a seeded torch
-generator per fit, training on the one engine, and float64 inference in chunks.
+They share :mod:`deeprecipes.estimators.base`: parameters stored as given and checked in ``fit`` from their
+annotations, a seeded torch generator per fit, training on the one engine, and float64 inference in chunks.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pkgutil
 __all__: list[str] = []
 
 for _info in pkgutil.iter_modules(__path__):
-    if _info.name.startswith("_"):
+    if _info.name.startswith("_") or _info.name == "base":
         continue
     _mod = importlib.import_module(f"{__name__}.{_info.name}")
     for _name in _mod.__all__:

@@ -26,55 +26,55 @@ after ``fit``). Bad parameters raise a ValueError naming them; ``n_clusters`` ab
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
 import torch
 from sklearn.base import ClusterMixin
-from sklearn.utils.validation import check_array, check_is_fitted
 
-from ..data.batches import Batches
-from ..models import kmeans as _km
-from ..models import pca as _pca
-from ..models import som as _som
-from ..training.engine import Engine
-from ._base import _DTYPES, _check_choice, _check_int, _check_real, _TorchEstimator
+from ..models import kmeans as km
+from ..models import pca as pca_model
+from ..models import som as som_model
+from ..models.params import NonNegative, Positive, PositiveInt
+from .base import Decoding, Device, TorchEstimator, Verbose, store_params
 
 __all__ = ["PCA", "KMeans", "SelfOrganizingMap"]
 
 
-def _check_device_verbose(est: Any) -> None:
-    if not isinstance(est.verbose, bool | numbers.Integral):
-        raise TypeError(f"verbose must be a bool, got {est.verbose!r}")
-    try:
-        torch.device(est.device)
-    except (RuntimeError, TypeError) as e:
-        raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda', got {est.device!r}") from e
-
-
-class _WholeSetEstimator(_TorchEstimator):
+class WholeSetEstimator(TorchEstimator):
     """Trains ``model_`` on the engine with all rows as one batch per epoch (no optimizer: the models' own
-    ``train_step`` updates them without gradients)."""
+    ``train_step`` updates them without gradients). ``score`` is the mean of ``score_samples``."""
 
     def _unit_interval_only(self) -> bool:
         return False
 
     def _run_engine(self, x: torch.Tensor, epochs: int, seed: int) -> list[dict[str, Any]]:
-        engine = Engine(self.model_, callbacks=self._callbacks(""))
-        self.model_.train()
-        return engine.fit(Batches(x, batch_size=len(x), shuffle=False, seed=seed), epochs=epochs)
+        return self._train(self.model_, (x,), epochs=epochs, seed=seed, batch_size=len(x), shuffle=False)
 
-    def score(self, X: Any, y: Any = None) -> float:
-        """Mean of :meth:`score_samples`; y is ignored."""
-        return float(np.mean(self.score_samples(X)))
+    def fit(self, X: Any, y: Any = None) -> WholeSetEstimator:
+        """Fit the model to X (n_samples, n_features); y is ignored."""
+        self._fit(X)
+        return self
+
+
+class PrototypeEstimator(WholeSetEstimator):
+    """k-means and the SOM: ``predict`` gives each row's nearest prototype (``model_.predict``), ``transform`` what
+    the model's forward pass returns for it."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Index of the nearest prototype of each row (n_samples,): its cluster, or its best-matching unit
+        ``row * n + column``."""
+        return self._apply(lambda model, x: model.predict(x), self._validated(X))
+
+    def _encode(self, model: Any, x: torch.Tensor) -> torch.Tensor:
+        return model(x)
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # PCA
 
 
-class PCA(_WholeSetEstimator):
+class PCA(Decoding, WholeSetEstimator):
     """Principal component analysis by SVD (deeprecipes' :class:`deeprecipes.models.pca.PCA`).
 
     Parameters
@@ -104,24 +104,13 @@ class PCA(_WholeSetEstimator):
 
     def __init__(
         self,
-        n_components: int | None = None,
+        n_components: PositiveInt | None = None,
         center: bool = True,
         random_state: Any = None,
-        device: str = "cpu",
-        verbose: bool = False,
+        device: Device = "cpu",
+        verbose: Verbose = False,
     ) -> None:
-        self.n_components = n_components
-        self.center = center
-        self.random_state = random_state
-        self.device = device
-        self.verbose = verbose
-
-    def _check_params(self) -> None:
-        if self.n_components is not None:
-            _check_int(self.n_components, "n_components", 1)
-        if not isinstance(self.center, bool | np.bool_):
-            raise TypeError(f"center must be True or False, got {self.center!r}")
-        _check_device_verbose(self)
+        store_params(self, locals())
 
     def _check_X(self, X: np.ndarray) -> None:
         n, d = X.shape
@@ -135,7 +124,7 @@ class PCA(_WholeSetEstimator):
 
     def _fit_model(self, x: torch.Tensor, y: Any, seed: int) -> list[dict[str, Any]]:
         k = self.n_components or min(x.shape)
-        self.model_ = _pca.PCA(x.shape[1], k, center=bool(self.center), image_shape=None).to(x.device)
+        self.model_ = pca_model.PCA(x.shape[1], k, center=bool(self.center), image_shape=None).to(x.device)
         history = self._run_engine(x, 1, seed)
         m = self.model_
         self.n_components_ = k
@@ -147,39 +136,22 @@ class PCA(_WholeSetEstimator):
         self.explained_variance_ratio_ = m.explained_variance_ratio[:k].cpu().numpy()
         return history
 
-    def fit(self, X: Any, y: Any = None) -> PCA:
-        """Find the principal axes of X (n_samples, n_features); y is ignored."""
-        self._fit(X)
-        return self
-
-    def _encode(self, model: Any, x: torch.Tensor) -> torch.Tensor:
-        return model.encode(x)
+    code_name = "n_components_"
 
     @property
     def _n_features_out(self) -> int:
         return self.n_components_
 
-    def inverse_transform(self, X: Any) -> np.ndarray:
-        """Rows (n_samples, n_features_in_) back from their coordinates (n_samples, n_components_)."""
-        check_is_fitted(self, "model_")
-        Z = check_array(X, dtype=_DTYPES, input_name="X")
-        if Z.shape[1] != self.n_components_:
-            raise ValueError(
-                f"X has {Z.shape[1]} features, but PCA.inverse_transform is expecting {self.n_components_} "
-                "features (n_components_) as input."
-            )
-        return self._apply(lambda model, z: model.decode(z), Z)
-
     def score_samples(self, X: Any) -> np.ndarray:
         """Minus the mean squared reconstruction error of each row: higher = better explained by the axes."""
-        return self._apply(lambda model, x: -model._mse(x), self._validated(X))
+        return self._apply(lambda model, x: -model.reconstruction_mse(x), self._validated(X))
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # k-means
 
 
-class KMeans(ClusterMixin, _WholeSetEstimator):
+class KMeans(ClusterMixin, PrototypeEstimator):
     """k-means with k-means++ seeding and Lloyd iterations (deeprecipes' :class:`deeprecipes.models.kmeans.KMeans`).
 
     Parameters
@@ -211,39 +183,23 @@ class KMeans(ClusterMixin, _WholeSetEstimator):
 
     def __init__(
         self,
-        n_clusters: int = 8,
-        init: str = "k-means++",
-        distance: str = "euclidean",
-        max_iter: int = 300,
-        tol: float = 1e-4,
+        n_clusters: PositiveInt = 8,
+        init: km.Init = "k-means++",
+        distance: km.Distance = "euclidean",
+        max_iter: PositiveInt = 300,
+        tol: NonNegative = 1e-4,
         random_state: Any = None,
-        device: str = "cpu",
-        verbose: bool = False,
+        device: Device = "cpu",
+        verbose: Verbose = False,
     ) -> None:
-        self.n_clusters = n_clusters
-        self.init = init
-        self.distance = distance
-        self.max_iter = max_iter
-        self.tol = tol
-        self.random_state = random_state
-        self.device = device
-        self.verbose = verbose
-
-    def _check_params(self) -> None:
-        _check_int(self.n_clusters, "n_clusters", 1)
-        _check_choice(self.init, "init", _km.INITS)
-        _check_choice(self.distance, "distance", _km.DISTANCES)
-        _check_int(self.max_iter, "max_iter", 1)
-        _check_real(self.tol, "tol", 0.0)
-        _check_device_verbose(self)
+        store_params(self, locals())
 
     def _check_X(self, X: np.ndarray) -> None:
-        _km.check_n_clusters(int(self.n_clusters), len(X))
+        km.check_n_clusters(int(self.n_clusters), len(X))
 
     def _fit_model(self, x: torch.Tensor, y: Any, seed: int) -> list[dict[str, Any]]:
-        self.model_ = _km.KMeans(
-            int(self.n_clusters), x.shape[1], self.init, self.distance, float(self.tol), image_shape=None
-        ).to(x.device)
+        model = km.KMeans(n_features=x.shape[1], **self.shared_args(km.KMeans), image_shape=None)
+        self.model_ = model.to(x.device)
         history = self._run_engine(x, int(self.max_iter), seed)
         self.n_iter_ = int(self.model_.n_iter)
         self.cluster_centers_ = self.model_.centroids.detach().double().cpu().numpy()
@@ -256,17 +212,6 @@ class KMeans(ClusterMixin, _WholeSetEstimator):
         self.labels_ = self._apply(lambda model, x: model.assign(x)[0], X)
         self.inertia_ = float(self._apply(lambda model, x: model.assign(x)[1], X).astype(np.float64).sum())
         return self
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Index of the nearest centroid of each row (n_samples,)."""
-        return self._apply(lambda model, x: model.assign(x)[0], self._validated(X))
-
-    def _encode(self, model: Any, x: torch.Tensor) -> torch.Tensor:
-        return model(x)
-
-    def transform(self, X: Any) -> np.ndarray:
-        """Distance of each row to every centroid (n_samples, n_clusters): Euclidean, or ``1 - cos``."""
-        return super().transform(X)
 
     @property
     def _n_features_out(self) -> int:
@@ -285,7 +230,7 @@ class KMeans(ClusterMixin, _WholeSetEstimator):
 # self-organising map
 
 
-class SelfOrganizingMap(_WholeSetEstimator):
+class SelfOrganizingMap(PrototypeEstimator):
     """Kohonen self-organising map (deeprecipes' :class:`deeprecipes.models.som.SOM`).
 
     Parameters
@@ -318,67 +263,29 @@ class SelfOrganizingMap(_WholeSetEstimator):
 
     def __init__(
         self,
-        m: int = 10,
-        n: int = 10,
-        iterations: int = 100,
-        sigma: float | None = None,
-        eta: float = 0.5,
-        mode: str = "batch",
-        init: str = "normal",
+        m: PositiveInt = 10,
+        n: PositiveInt = 10,
+        iterations: PositiveInt = 100,
+        sigma: Positive | None = None,
+        eta: Positive = 0.5,
+        mode: som_model.Mode = "batch",
+        init: som_model.Init = "normal",
         random_state: Any = None,
-        device: str = "cpu",
-        verbose: bool = False,
+        device: Device = "cpu",
+        verbose: Verbose = False,
     ) -> None:
-        self.m = m
-        self.n = n
-        self.iterations = iterations
-        self.sigma = sigma
-        self.eta = eta
-        self.mode = mode
-        self.init = init
-        self.random_state = random_state
-        self.device = device
-        self.verbose = verbose
-
-    def _check_params(self) -> None:
-        _check_int(self.m, "m", 1)
-        _check_int(self.n, "n", 1)
-        _check_int(self.iterations, "iterations", 1)
-        if self.sigma is not None:
-            _check_real(self.sigma, "sigma", 0.0, include_boundaries="neither")
-        _check_real(self.eta, "eta", 0.0, include_boundaries="neither")
-        _check_choice(self.mode, "mode", _som.MODES)
-        _check_choice(self.init, "init", _som.INITS)
-        _check_device_verbose(self)
+        store_params(self, locals())
 
     def _fit_model(self, x: torch.Tensor, y: Any, seed: int) -> list[dict[str, Any]]:
-        sigma = None if self.sigma is None else float(self.sigma)
-        self.model_ = _som.SOM(
-            int(self.m), int(self.n), x.shape[1], int(self.iterations), sigma, float(self.eta), self.mode, self.init
-        ).to(x.device)
+        model = som_model.SOM(n_features=x.shape[1], **self.shared_args(som_model.SOM))
+        self.model_ = model.to(x.device)
         history = self._run_engine(x, int(self.iterations), seed)
         with torch.no_grad():
-            errors = self.model_._errors(x)
+            errors = self.model_.errors(x)
         self.quantization_error_ = float(errors["quantization_error"].double().mean())
         self.topographic_error_ = float(errors["topographic_error"].double().mean())
         self.weights_ = self.model_.weights.detach().double().cpu().numpy().reshape(int(self.m), int(self.n), -1)
         return history
-
-    def fit(self, X: Any, y: Any = None) -> SelfOrganizingMap:
-        """Train the map on X (n_samples, n_features); y is ignored."""
-        self._fit(X)
-        return self
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Index of the best-matching unit of each row (n_samples,), ``row * n + column``."""
-        return self._apply(lambda model, x: model.predict(x), self._validated(X))
-
-    def _encode(self, model: Any, x: torch.Tensor) -> torch.Tensor:
-        return model(x)
-
-    def transform(self, X: Any) -> np.ndarray:
-        """Lattice position (row, column) of each row's best-matching unit (n_samples, 2)."""
-        return super().transform(X)
 
     @property
     def _n_features_out(self) -> int:
@@ -386,4 +293,4 @@ class SelfOrganizingMap(_WholeSetEstimator):
 
     def score_samples(self, X: Any) -> np.ndarray:
         """Minus each row's quantisation error (Euclidean distance to its best-matching unit)."""
-        return self._apply(lambda model, x: -model._errors(x)["quantization_error"], self._validated(X))
+        return self._apply(lambda model, x: -model.errors(x)["quantization_error"], self._validated(X))

@@ -16,32 +16,21 @@ a :class:`~deeprecipes.estimators.rbm.DataRangeWarning`), as the RBM estimator d
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 import torch
 from sklearn.base import ClassifierMixin
-from sklearn.utils.multiclass import check_classification_targets
 
 from ..models.dbn import DBNClassifier, build_rbm_stack
-from ..training.layerwise import pretrain
-from ..training.optim import OPTIMIZERS
-from ._base import (
-    _check_choice,
-    _check_int,
-    _check_real,
-    _check_sizes,
-    _check_unit_interval,
-    _SoftmaxOutputs,
-    _TorchEstimator,
-)
-from .rbm import DataRangeWarning
+from ..models.params import NonNegativeInt, Positive, PositiveInt, Rate
+from .base import Device, LayerwiseEstimator, OptimizerName, SoftmaxOutputs, Verbose, check_sizes, store_params
+from .rbm import check_probabilities
 
 __all__ = ["DBN"]
 
 
-class DBN(ClassifierMixin, _SoftmaxOutputs, _TorchEstimator):
+class DBN(ClassifierMixin, SoftmaxOutputs, LayerwiseEstimator):
     """Deep belief network classifier (scikit-learn API).
 
     Parameters
@@ -80,58 +69,31 @@ class DBN(ClassifierMixin, _SoftmaxOutputs, _TorchEstimator):
     def __init__(
         self,
         hidden_layer_sizes: Any = (256, 256),
-        k: int = 1,
-        pretrain_epochs: int = 5,
-        pretrain_lr: float = 0.05,
-        pretrain_optimizer: str = "sgd",
-        finetune_epochs: int = 20,
-        lr: float = 0.01,
-        optimizer: str = "adam",
-        dropout: float = 0.0,
-        batch_size: int = 100,
+        k: PositiveInt = 1,
+        pretrain_epochs: NonNegativeInt = 5,
+        pretrain_lr: Positive = 0.05,
+        pretrain_optimizer: OptimizerName = "sgd",
+        finetune_epochs: PositiveInt = 20,
+        lr: Positive = 0.01,
+        optimizer: OptimizerName = "adam",
+        dropout: Rate = 0.0,
+        batch_size: PositiveInt = 100,
         random_state: Any = None,
-        device: str = "cpu",
-        verbose: bool = False,
+        device: Device = "cpu",
+        verbose: Verbose = False,
     ) -> None:
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.k = k
-        self.pretrain_epochs = pretrain_epochs
-        self.pretrain_lr = pretrain_lr
-        self.pretrain_optimizer = pretrain_optimizer
-        self.finetune_epochs = finetune_epochs
-        self.lr = lr
-        self.optimizer = optimizer
-        self.dropout = dropout
-        self.batch_size = batch_size
-        self.random_state = random_state
-        self.device = device
-        self.verbose = verbose
+        store_params(self, locals())
 
     # -- checks ---------------------------------------------------------------------------------------------------
     def _check_params(self) -> None:
-        self._check_common()
-        self._sizes = _check_sizes(self.hidden_layer_sizes, "hidden_layer_sizes")
-        _check_int(self.k, "k", 1)
-        _check_int(self.pretrain_epochs, "pretrain_epochs", 0)
-        _check_real(self.pretrain_lr, "pretrain_lr", 0.0, include_boundaries="neither")
-        _check_choice(self.pretrain_optimizer, "pretrain_optimizer", list(OPTIMIZERS))
-        _check_int(self.finetune_epochs, "finetune_epochs", 1)
-        _check_real(self.dropout, "dropout", 0.0, 1.0, include_boundaries="left")
+        super()._check_params()
+        self._sizes = check_sizes(self.hidden_layer_sizes, "hidden_layer_sizes")
 
     def _unit_interval_only(self) -> bool:
         return True
 
     def _check_X(self, X: np.ndarray) -> None:
-        lo, hi = float(X.min()), float(X.max())
-        if lo < 0.0:
-            _check_unit_interval(X, "a DBN (binary visible units, X read as probabilities)")
-        if hi > 1.0 + 1e-6:
-            warnings.warn(
-                f"X has values above 1 (max {hi:.4g}), but a DBN reads X as probabilities of binary units: values "
-                "above 1 are clipped to 1 for training; scale X to [0, 1] (e.g. with MinMaxScaler)",
-                DataRangeWarning,
-                stacklevel=4,
-            )
+        check_probabilities(X, "a DBN")
 
     # -- fitting --------------------------------------------------------------------------------------------------
     def fit(self, X: Any, y: Any) -> DBN:
@@ -140,41 +102,10 @@ class DBN(ClassifierMixin, _SoftmaxOutputs, _TorchEstimator):
         return self
 
     def _fit_model(self, x: torch.Tensor, y: Any, seed: int) -> list[dict[str, Any]]:
-        check_classification_targets(y)
-        self.classes_, codes = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2:
-            raise ValueError(f"DBN needs at least 2 classes in y to train, got 1 class: {self.classes_[0]!r}")
+        labels = self._label_codes(y, x.device)
         x = x.clamp(0.0, 1.0)
         block_args = {"init": "glorot-sigmoid", "ais_betas": 0, "sample_rows": 0, "image_shape": []}
         stack = build_rbm_stack([x.shape[1], *self._sizes], int(self.k), block_args)
         rates = [float(self.dropout)] * (len(self._sizes) + 1)
-        self.model_ = DBNClassifier(stack, n_classes=len(self.classes_), dropout=rates).to(x.device)
-        self.model_.check_data(x)
-        histories = pretrain(
-            self.model_,
-            x,
-            epochs=int(self.pretrain_epochs),
-            lr=float(self.pretrain_lr),
-            optimizer=self.pretrain_optimizer,
-            batch_size=int(self.batch_size),
-            seed=seed,
-            callbacks=lambda k, block: self._callbacks(f"pretrain layer {k + 1}"),
-        )
-        history = [{"phase": "pretrain", "layer": k + 1, **log} for k, h in enumerate(histories) for log in h]
-        labels = torch.as_tensor(codes.reshape(-1), dtype=torch.long, device=x.device)
-        finetune = self._train(
-            self.model_,
-            (x, labels),
-            epochs=int(self.finetune_epochs),
-            lr=float(self.lr),
-            optimizer=self.optimizer,
-            seed=seed + 1,
-            prefix="finetune",
-        )
-        return history + [{"phase": "finetune", **log} for log in finetune]
-
-    @property
-    def _n_features_out(self) -> int:
-        return self.model_.stack.sizes[-1]
-
-    # -- prediction -----------------------------------------------------------------------------------------------
+        model = DBNClassifier(stack, n_classes=len(self.classes_), dropout=rates)
+        return self._pretrain_and_finetune(model, x, (x, labels), seed)

@@ -25,21 +25,34 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
-from ..data.batches import Batches
 from ..errors import ConfigError
-from ..models import rbm as _rbm
-from ..training.engine import Engine
-from ..training.optim import build_optimizer
-from ._base import _check_choice, _check_int, _check_real, _check_unit_interval, _TorchEstimator
+from ..models import rbm
+from ..models.params import NonNegative, Positive, PositiveInt, Rate
+from .base import Device, OptimizerName, TorchEstimator, Verbose, check_unit_interval, store_params
 
-__all__ = ["RBM", "GaussianRBM", "DataRangeWarning"]
+__all__ = ["RBM", "GaussianRBM", "DataRangeWarning", "check_probabilities"]
 
 
 class DataRangeWarning(UserWarning):
     """X is outside the range the visible units model (values above 1 for binary units): it was clipped."""
 
 
-class RBM(_TorchEstimator):
+def check_probabilities(X: np.ndarray, what: str) -> None:
+    """X read as probabilities of binary units by ``what``: negative values are a ValueError, values above 1 a
+    :class:`DataRangeWarning` (they are clipped for training; the rounding of a MinMaxScaler passes)."""
+    lo, hi = float(X.min()), float(X.max())
+    if lo < 0.0:
+        check_unit_interval(X, f"{what} (binary visible units, X read as probabilities)")
+    if hi > 1.0 + 1e-6:
+        warnings.warn(
+            f"X has values above 1 (max {hi:.4g}), but {what} reads X as probabilities of binary units: values "
+            "above 1 are clipped to 1 for training; scale X to [0, 1] (e.g. with MinMaxScaler)",
+            DataRangeWarning,
+            stacklevel=5,
+        )
+
+
+class RBM(TorchEstimator):
     """Restricted Boltzmann machine with binary hidden units (scikit-learn API).
 
     Parameters
@@ -85,72 +98,39 @@ class RBM(_TorchEstimator):
 
     def __init__(
         self,
-        n_components: int = 256,
-        visible: str = "bernoulli",
-        k: int = 1,
+        n_components: PositiveInt = 256,
+        visible: rbm.Visible = "bernoulli",
+        k: PositiveInt = 1,
         persistent: bool = True,
-        lr: float = 0.1,
-        optimizer: str = "sgd",
-        weight_decay: float = 0.0,
-        sparsity_target: float = 0.0,
-        sparsity_cost: float = 0.0,
-        init_std: float = 0.01,
-        epochs: int = 10,
-        batch_size: int = 10,
+        lr: Positive = 0.1,
+        optimizer: OptimizerName = "sgd",
+        weight_decay: NonNegative = 0.0,
+        sparsity_target: Rate = 0.0,
+        sparsity_cost: NonNegative = 0.0,
+        init_std: Positive = 0.01,
+        epochs: PositiveInt = 10,
+        batch_size: PositiveInt = 10,
         random_state: Any = None,
-        device: str = "cpu",
-        verbose: bool = False,
+        device: Device = "cpu",
+        verbose: Verbose = False,
     ) -> None:
-        self.n_components = n_components
-        self.visible = visible
-        self.k = k
-        self.persistent = persistent
-        self.lr = lr
-        self.optimizer = optimizer
-        self.weight_decay = weight_decay
-        self.sparsity_target = sparsity_target
-        self.sparsity_cost = sparsity_cost
-        self.init_std = init_std
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.random_state = random_state
-        self.device = device
-        self.verbose = verbose
+        store_params(self, locals())
 
     # -- checks ---------------------------------------------------------------------------------------------------
     def _check_params(self) -> None:
-        self._check_common()
-        _check_int(self.n_components, "n_components", 1)
-        _check_choice(self.visible, "visible", _rbm.VISIBLE)
-        _check_int(self.k, "k", 1)
-        if not isinstance(self.persistent, bool | np.bool_):
-            raise TypeError(f"persistent must be a bool, got {self.persistent!r}")
-        _check_real(self.weight_decay, "weight_decay", 0.0)
-        _check_real(self.sparsity_target, "sparsity_target", 0.0, 1.0, include_boundaries="left")
-        _check_real(self.sparsity_cost, "sparsity_cost", 0.0)
+        super()._check_params()
         if self.sparsity_cost > 0 and self.sparsity_target <= 0:
             raise ValueError("sparsity_cost > 0 needs a sparsity_target in (0, 1)")
-        _check_real(self.init_std, "init_std", 0.0, include_boundaries="neither")
-        _check_int(self.epochs, "epochs", 1)
 
     def _unit_interval_only(self) -> bool:
         return self.visible == "bernoulli"
 
     def _check_X(self, X: np.ndarray) -> None:
         if self.visible == "bernoulli":
-            lo, hi = float(X.min()), float(X.max())
-            if lo < 0.0:
-                _check_unit_interval(X, "visible='bernoulli' (binary units, X read as probabilities)")
-            if hi > 1.0 + 1e-6:  # rounding of a MinMaxScaler is fine
-                warnings.warn(
-                    f"X has values above 1 (max {hi:.4g}), but visible='bernoulli' reads X as probabilities of binary "
-                    "units: values above 1 are clipped to 1 for training; scale X to [0, 1] (e.g. with MinMaxScaler)",
-                    DataRangeWarning,
-                    stacklevel=4,
-                )
+            check_probabilities(X, "visible='bernoulli'")
         else:
             try:
-                _rbm.check_standardized(torch.as_tensor(X), "visible='gaussian'")
+                rbm.check_standardized(torch.as_tensor(X), "visible='gaussian'")
             except ConfigError as e:
                 raise ValueError(str(e).replace("sklearn StandardScaler", "StandardScaler")) from None
 
@@ -161,33 +141,15 @@ class RBM(_TorchEstimator):
         return self
 
     def _fit_model(self, x: torch.Tensor, y: Any, seed: int) -> list[dict[str, Any]]:
-        self.model_ = _rbm.RBM(
-            x.shape[1],
-            self.n_components,
-            visible=self.visible,
-            k=int(self.k),
-            persistent=bool(self.persistent),
-            n_chains=int(self.batch_size),
-            sparsity_target=float(self.sparsity_target),
-            sparsity_cost=float(self.sparsity_cost),
-            init_std=float(self.init_std),
-            ais_betas=0,
-            sample_rows=0,
-            image_shape=None,
-            train_monitor=False,
-        ).to(x.device)
+        shared = self.shared_args(rbm.RBM)  # visible, k, persistent, sparsity and init_std
+        quiet = {"ais_betas": 0, "sample_rows": 0, "image_shape": [], "train_monitor": False}
+        model = rbm.RBM(x.shape[1], self.n_components, n_chains=int(self.batch_size), **shared, **quiet)
+        self.model_ = model.to(x.device)
         if self.visible == "bernoulli":
             x = x.clamp(0.0, 1.0)
         self.model_.check_data(x)
-        params = [p for p in self.model_.parameters() if p.requires_grad]
-        engine = Engine(
-            self.model_,
-            optimizers=build_optimizer(self.optimizer, params, self.lr),
-            callbacks=self._callbacks(""),
-            l2=float(self.weight_decay),
-        )
-        self.model_.train()
-        return engine.fit(Batches(x, batch_size=self.batch_size, shuffle=True, seed=seed), epochs=self.epochs)
+        optimizer = {"optimizer": self.optimizer, "lr": self.lr, "l2": float(self.weight_decay)}
+        return self._train(self.model_, (x,), epochs=self.epochs, seed=seed, **optimizer)
 
     @property
     def _n_features_out(self) -> int:
@@ -222,20 +184,16 @@ class RBM(_TorchEstimator):
         gen = self._generator()
         return self._apply(lambda model, x: model.pseudo_loglik(x, round_input=False, generator=gen), X)
 
-    def score(self, X: Any, y: Any = None) -> float:
-        """Mean of :meth:`score_samples`; y is ignored."""
-        return float(np.mean(self.score_samples(X)))
-
     def gibbs(self, V: Any) -> np.ndarray:
         """One Gibbs step v -> h -> v from each row of V; returns the visible samples (n_samples, n_features)."""
         V = self._validated(V)
         gen = self._generator()
 
         def step(model: Any, v: torch.Tensor) -> torch.Tensor:
-            h = _rbm.bernoulli(model.encode(v), gen)
+            h = rbm.bernoulli(model.encode(v), gen)
             mean = model.decode(h)
             if model.visible == "bernoulli":
-                return _rbm.bernoulli(mean, gen)
+                return rbm.bernoulli(mean, gen)
             return mean + torch.randn(mean.shape, generator=gen, dtype=mean.dtype, device=mean.device)
 
         return self._apply(step, V)
@@ -251,36 +209,20 @@ class GaussianRBM(RBM):
 
     def __init__(
         self,
-        n_components: int = 256,
-        visible: str = "gaussian",
-        k: int = 1,
+        n_components: PositiveInt = 256,
+        visible: rbm.Visible = "gaussian",
+        k: PositiveInt = 1,
         persistent: bool = False,
-        lr: float = 0.01,
-        optimizer: str = "sgd",
-        weight_decay: float = 0.0,
-        sparsity_target: float = 0.0,
-        sparsity_cost: float = 0.0,
-        init_std: float = 0.01,
-        epochs: int = 10,
-        batch_size: int = 10,
+        lr: Positive = 0.01,
+        optimizer: OptimizerName = "sgd",
+        weight_decay: NonNegative = 0.0,
+        sparsity_target: Rate = 0.0,
+        sparsity_cost: NonNegative = 0.0,
+        init_std: Positive = 0.01,
+        epochs: PositiveInt = 10,
+        batch_size: PositiveInt = 10,
         random_state: Any = None,
-        device: str = "cpu",
-        verbose: bool = False,
+        device: Device = "cpu",
+        verbose: Verbose = False,
     ) -> None:
-        super().__init__(
-            n_components=n_components,
-            visible=visible,
-            k=k,
-            persistent=persistent,
-            lr=lr,
-            optimizer=optimizer,
-            weight_decay=weight_decay,
-            sparsity_target=sparsity_target,
-            sparsity_cost=sparsity_cost,
-            init_std=init_std,
-            epochs=epochs,
-            batch_size=batch_size,
-            random_state=random_state,
-            device=device,
-            verbose=verbose,
-        )
+        store_params(self, locals())

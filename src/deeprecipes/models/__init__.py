@@ -1,7 +1,11 @@
-"""Models, one family per module; each registers its builders with ``@register_model``.
+"""Models, one family per module; each registers its classes with ``@register_model`` (the class's ``__init__`` is
+what a recipe's ``[model]`` section may set) and its presets with ``register_preset`` (the same class with the
+source's defaults).
 
 Build any of them by name: ``deeprecipes.create_model("lstm-classifier", hidden_size=64)``. Every module in this
 package is imported here (found on disk, so a new family file needs no edit here), which runs its registrations.
+Besides the families: ``base`` (the engine contract), ``params`` (typed parameters: bounds and choices in
+annotations, checked from there) and ``cells`` (recurrent cells).
 """
 
 import importlib

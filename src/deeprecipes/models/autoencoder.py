@@ -12,14 +12,15 @@ cost = sum over batch and pixels of (x - z)^2     (the clean x is the target)
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..registry import register_model
+from ..registry import register_model, register_preset
 from .base import Batch, Model
+from .params import Interval, NonNegative, OneOf, PositiveInt, Probability, check_arguments, choices
 
 __all__ = [
     "corrupt",
@@ -28,10 +29,16 @@ __all__ = [
     "check_corruption",
     "Autoencoder",
     "TiedDenoisingAutoencoder",
-    "tied_denoising_autoencoder",
+    "Noise",
+    "Loss",
+    "Init",
+    "SparsityTarget",
+    "NoiseDraw",
 ]
 
-NOISES = ("masking", "gaussian", "salt-and-pepper", "none")
+#: input corruption of the denoising autoencoders (:func:`corrupt`)
+Noise = Annotated[str, OneOf("masking", "gaussian", "salt-and-pepper", "none")]
+NOISES = choices(Noise)
 
 
 def corrupt(x: torch.Tensor, kind: str, level: float) -> torch.Tensor:
@@ -53,8 +60,10 @@ def corrupt(x: torch.Tensor, kind: str, level: float) -> torch.Tensor:
     raise ConfigError(f"unknown corruption '{kind}'; known: {', '.join(NOISES)}")
 
 
+@register_model("tied-denoising-autoencoder")
 class TiedDenoisingAutoencoder(Model):
-    """One-hidden-layer denoising autoencoder with tied weights (decoder = encoder transposed).
+    """Blog 000's denoising autoencoder: 784 -> 500 sigmoid, tied weights (decoder = encoder transposed), masking
+    noise 0.3.
 
     Parameters
     ----------
@@ -64,8 +73,8 @@ class TiedDenoisingAutoencoder(Model):
         Masking probability, noise standard deviation or salt-and-pepper fraction; drawn afresh for every batch.
     reduction : {"sum", "mean"}
         Training loss summed over batch and pixels (blog 000: ``tf.reduce_sum``) or the per-image mean.
-    image_shape : tuple of int
-        How to show inputs and filters as pictures.
+    image_shape : list of int, optional
+        How to show inputs and filters as pictures (default 28 x 28).
     """
 
     summed_metrics = frozenset({"cost"})
@@ -74,17 +83,15 @@ class TiedDenoisingAutoencoder(Model):
         self,
         n_visible: int = 784,
         n_hidden: int = 500,
-        corruption: str = "masking",
-        corruption_level: float = 0.3,
-        reduction: str = "sum",
-        image_shape: tuple[int, int] = (28, 28),
+        corruption: Noise = "masking",
+        corruption_level: Probability = 0.3,
+        reduction: Annotated[str, OneOf("sum", "mean")] = "sum",
+        image_shape: list[int] | None = None,
     ) -> None:
         super().__init__()
-        check_corruption(corruption, corruption_level)
-        if reduction not in ("sum", "mean"):
-            raise ConfigError(f"model.reduction must be 'sum' or 'mean', got {reduction!r}")
+        check_arguments(TiedDenoisingAutoencoder.__init__, locals())
         self.corruption, self.corruption_level, self.reduction = corruption, corruption_level, reduction
-        self.image_shape = tuple(image_shape)
+        self.image_shape = tuple(image_shape or (28, 28))
         bound = 4 * math.sqrt(6.0 / (n_visible + n_hidden))
         self.W = nn.Parameter(torch.empty(n_visible, n_hidden).uniform_(-bound, bound))
         self.b = nn.Parameter(torch.zeros(n_hidden))
@@ -132,35 +139,22 @@ class TiedDenoisingAutoencoder(Model):
         return {"filters": self.W.detach().t()[:100].reshape(-1, *self.image_shape)}
 
 
-@register_model("tied-denoising-autoencoder")
-def tied_denoising_autoencoder(
-    n_visible: int = 784,
-    n_hidden: int = 500,
-    corruption: str = "masking",
-    corruption_level: float = 0.3,
-    reduction: str = "sum",
-    image_shape: list[int] | None = None,
-) -> TiedDenoisingAutoencoder:
-    """Blog 000's denoising autoencoder: 784 -> 500 sigmoid, tied weights, masking noise 0.3."""
-    return TiedDenoisingAutoencoder(
-        n_visible, n_hidden, corruption, corruption_level, reduction, tuple(image_shape or (28, 28))
-    )
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # The general one-hidden-layer autoencoder: vanilla, sparse, denoising and contractive are settings of one class,
 # and the same class is the block that stacked autoencoders pretrain layer by layer.
 
-LOSSES = ("mse", "sse", "bce")
-INITS = ("normal", "glorot-sigmoid", "xavier")
+Loss = Annotated[str, OneOf("mse", "sse", "bce")]
+Init = Annotated[str, OneOf("normal", "glorot-sigmoid", "xavier")]
+SparsityTarget = Annotated[float, Interval(0.0, 1.0, "neither")]
+#: draw the corruption afresh for every batch, or once for the whole data set
+NoiseDraw = Annotated[str, OneOf("batch", "once")]
+LOSSES = choices(Loss)
+INITS = choices(Init)
 
 
-def check_corruption(kind: str, level: float) -> None:
+def check_corruption(corruption: Noise, corruption_level: Probability) -> None:
     """Raise ConfigError naming ``model.corruption`` or ``model.corruption_level`` when either is not allowed."""
-    if kind not in NOISES:
-        raise ConfigError(f"model.corruption must be one of {', '.join(NOISES)}; got {kind!r}")
-    if not 0.0 <= level <= 1.0:
-        raise ConfigError(f"model.corruption_level must be in [0, 1], got {level}")
+    check_arguments(check_corruption, locals())
 
 
 def check_unit_interval(x: torch.Tensor, what: str) -> None:
@@ -223,12 +217,13 @@ class Denoising:
         return rows
 
 
+@register_model("autoencoder")
 class Autoencoder(Denoising, Model):
     """One hidden layer: ``h = sigmoid(x~ W + b)``, ``r = f(h W_d + c)`` with ``W_d = W^T`` when tied.
 
-    Cookbook chapter 8 and the deeplearning.net dA/cA are settings of this class:
+    Cookbook chapter 8 and the deeplearning.net dA/cA are settings of this class (registered as presets):
 
-    - vanilla (8.1): untied, N(0, 1) init, MSE, no noise;
+    - vanilla (8.1, the defaults): 784-256-784 sigmoid, untied, N(0, 1) init, MSE, no noise;
     - sparse (8.2): plus ``sparsity_weight * sum_j KL(sparsity_target || mean_j h)``;
     - denoising (8.3): corrupted input, clean target; noise drawn per batch or ``noise="once"`` for the data set;
     - contractive: plus ``contractive_weight * ||dh/dx||_F^2`` (Rifai et al. 2011, deeplearning.net cA).
@@ -257,41 +252,26 @@ class Autoencoder(Denoising, Model):
 
     def __init__(
         self,
-        n_visible: int = 784,
-        n_hidden: int = 256,
+        n_visible: PositiveInt = 784,
+        n_hidden: PositiveInt = 256,
         *,
         tied: bool = False,
-        loss: str = "mse",
-        decoder: str = "sigmoid",
-        init: str = "normal",
+        loss: Loss = "mse",
+        decoder: Annotated[str, OneOf("sigmoid", "linear")] = "sigmoid",
+        init: Init = "normal",
         init_std: float = 1.0,
-        corruption: str = "none",
-        corruption_level: float = 0.0,
-        noise: str = "batch",
-        sparsity_target: float = 0.05,
-        sparsity_weight: float = 0.0,
-        contractive_weight: float = 0.0,
-        image_shape: tuple[int, ...] | None = (28, 28),
+        corruption: Noise = "none",
+        corruption_level: Probability = 0.0,
+        noise: NoiseDraw = "batch",
+        sparsity_target: SparsityTarget = 0.05,
+        sparsity_weight: NonNegative = 0.0,
+        contractive_weight: NonNegative = 0.0,
+        image_shape: tuple[int, ...] | list[int] | None = (28, 28),
     ) -> None:
         super().__init__()
-        for name, value, allowed in (
-            ("loss", loss, LOSSES),
-            ("decoder", decoder, ("sigmoid", "linear")),
-            ("init", init, INITS),
-            ("noise", noise, ("batch", "once")),
-        ):
-            if value not in allowed:
-                raise ConfigError(f"model.{name} must be one of {', '.join(allowed)}; got {value!r}")
-        if n_visible < 1 or n_hidden < 1:
-            raise ConfigError(f"model.n_visible and model.n_hidden must be >= 1, got {n_visible} and {n_hidden}")
-        check_corruption(corruption, corruption_level)
-        if not 0.0 < sparsity_target < 1.0:
-            raise ConfigError(f"model.sparsity_target must be in (0, 1), got {sparsity_target}")
+        check_arguments(Autoencoder.__init__, locals())
         if loss == "bce" and decoder != "sigmoid":
             raise ConfigError("model.loss 'bce' needs decoder = 'sigmoid'")
-        for name, value in (("sparsity_weight", sparsity_weight), ("contractive_weight", contractive_weight)):
-            if value < 0:
-                raise ConfigError(f"model.{name} must be >= 0, got {value}")
         self.n_visible, self.n_hidden, self.tied = n_visible, n_hidden, tied
         self.loss, self.decoder = loss, decoder
         self.corruption, self.corruption_level, self.noise = corruption, corruption_level, noise
@@ -386,38 +366,17 @@ class Autoencoder(Denoising, Model):
         return {"filters": self.W.detach().t()[:100].reshape(-1, *self.image_shape)}
 
 
-def _autoencoder_builder(name: str, doc: str, **preset: Any) -> None:
-    """Register ``name`` as :class:`Autoencoder` with the source's settings as defaults."""
-    import inspect
-
-    sig = inspect.signature(Autoencoder.__init__)
-    params = [
-        p.replace(kind=inspect.Parameter.KEYWORD_ONLY, default=preset.get(p.name, p.default))
-        for p in list(sig.parameters.values())[1:]
-    ]
-
-    def build(**kwargs: Any) -> Autoencoder:
-        shape = kwargs.pop("image_shape", preset.get("image_shape", (28, 28)))
-        return Autoencoder(**{**preset, **kwargs, "image_shape": tuple(shape) if shape else None})
-
-    build.__signature__ = inspect.Signature(params, return_annotation=Autoencoder)  # type: ignore[attr-defined]
-    build.__annotations__ = {p.name: Autoencoder.__init__.__annotations__.get(p.name) for p in params}
-    build.__annotations__["image_shape"] = "list[int] | None"
-    build.__doc__ = doc
-    build.__name__ = name.replace("-", "_")
-    register_model(name)(build)
-
-
-_autoencoder_builder("autoencoder", "Cookbook 8.1: 784-256-784 sigmoid, untied, N(0, 1) init, MSE.")
-_autoencoder_builder(
+register_preset(
     "sparse-autoencoder",
-    "Cookbook 8.2: the vanilla autoencoder plus a KL sparsity penalty (target 0.02, weight 7.5e-5).",
+    Autoencoder,
+    doc="Cookbook 8.2: the vanilla autoencoder plus a KL sparsity penalty (target 0.02, weight 7.5e-5).",
     sparsity_target=0.02,
     sparsity_weight=7.5e-5,
 )
-_autoencoder_builder(
+register_preset(
     "sparse-denoising-autoencoder",
-    "Cookbook 8.3: 784-800-784, Gaussian noise 0.3 clipped to [0, 1] drawn once, KL sparsity 0.02 weight 0.05.",
+    Autoencoder,
+    doc="Cookbook 8.3: 784-800-784, Gaussian noise 0.3 clipped to [0, 1] drawn once, KL sparsity 0.02 weight 0.05.",
     n_hidden=800,
     corruption="gaussian",
     corruption_level=0.3,
@@ -425,9 +384,10 @@ _autoencoder_builder(
     sparsity_target=0.02,
     sparsity_weight=0.05,
 )
-_autoencoder_builder(
+register_preset(
     "contractive-autoencoder",
-    "deeplearning.net cA: tied, Glorot-sigmoid init, cross-entropy, contractive penalty 0.1.",
+    Autoencoder,
+    doc="deeplearning.net cA: tied, Glorot-sigmoid init, cross-entropy, contractive penalty 0.1.",
     n_hidden=500,
     tied=True,
     loss="bce",

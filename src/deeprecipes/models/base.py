@@ -26,7 +26,7 @@ from ..errors import ConfigError
 if TYPE_CHECKING:
     from ..training.engine import Engine
 
-__all__ = ["Model", "Classifier", "Regressor"]
+__all__ = ["Model", "Classifier", "ErrorRateClassifier", "Regressor"]
 
 Batch = tuple[torch.Tensor, ...]
 
@@ -36,6 +36,20 @@ class Model(nn.Module):
 
     #: metric names the engine reports as totals over the evaluation set instead of means
     summed_metrics: ClassVar[frozenset[str]] = frozenset()
+    #: True for a model whose own ``train_step`` changes weights only through ``engine.step`` (which averages the
+    #: gradients over data-parallel ranks); the default ``train_step`` always does
+    steps_through_engine: ClassVar[bool] = False
+
+    @classmethod
+    def supports_data_parallel(cls) -> bool:
+        """Whether data-parallel ranks stay in step with this model: its weights change only in ``engine.step``."""
+        return cls.train_step is Model.train_step or cls.steps_through_engine
+
+    def reducers(self) -> dict[str, Any]:
+        """Whole-set evaluation metrics: name -> :class:`deeprecipes.training.metrics.Reducer`, each fed with the
+        ``eval_step`` value of that name (AUC, FID, episode returns). The others are per-sample means (totals for
+        ``summed_metrics``). None by default."""
+        return {}
 
     def configure_optimizers(self) -> dict[str, list[dict[str, Any]]]:
         """The optimizers this model trains with: name -> parameter groups (``{"params": [...], "name": ...}``).
@@ -128,6 +142,16 @@ class Classifier(Model):
             "loss": nn.functional.cross_entropy(logits, y, reduction="none"),
             "accuracy": (logits.argmax(1) == y).float(),
         }
+
+
+class ErrorRateClassifier(Classifier):
+    """A :class:`Classifier` whose evaluation adds ``error``: the misclassification rate in percent (deeplearning.net
+    reports test error)."""
+
+    def eval_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        out = super().eval_step(batch)
+        out["error"] = 100.0 * (1.0 - out["accuracy"])
+        return out
 
 
 class Regressor(Model):

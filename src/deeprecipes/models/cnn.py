@@ -22,8 +22,9 @@ for one test image.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
@@ -31,13 +32,15 @@ from torch import nn
 
 from ..errors import ConfigError, DataError
 from ..registry import register_model
+from ..viz import pyplot, save_figure
 from .base import Classifier
+from .params import OneOf, PositiveInt, Rate, check_arguments, choices
 
-__all__ = ["CNN", "cnn", "INITS"]
+__all__ = ["CNN", "INITS"]
 
 NAME = "cnn"
-INITS = ("tf-truncated-normal", "random-normal", "glorot", "torch")
-PADDINGS = ("same", "valid")
+Init = Annotated[str, OneOf("tf-truncated-normal", "random-normal", "glorot", "torch")]
+INITS = choices(Init)
 
 
 def _out_size(size: int, kernel: int, padding: str, pool: int) -> int:
@@ -66,28 +69,33 @@ def init_weights(module: nn.Module, scheme: str) -> None:
                 nn.init.zeros_(m.bias)
 
 
+@register_model(NAME)
 class CNN(Classifier):
     """Convolutions with ReLU and max-pooling, then fully connected ReLU layers with dropout, then a linear readout.
+    The defaults are course A8 / Deep MNIST for experts: conv 5x5 32, pool, conv 5x5 64, pool, dense 1024, dropout
+    0.5.
 
     Parameters
     ----------
-    channels : tuple of int
-        Output channels of each convolution (course: 32, 64).
+    channels : list of int, optional
+        Output channels of each convolution (default, the course: 32, 64).
     kernel_size : int
         Side of every (square) kernel, stride 1 (course: 5; Keras ``mnist_cnn``: 3).
     padding : {"same", "valid"}
-    pool : tuple of int
-        Max-pool size (and stride) after each convolution; 1 = no pooling (Keras ``mnist_cnn``: 1, 2).
-    dense : tuple of int
-        Widths of the hidden fully connected layers (course: 1024; Keras: 128).
+    pool : list of int, optional
+        Max-pool size (and stride) after each convolution; 1 = no pooling (default 2 after each; Keras
+        ``mnist_cnn``: 1, 2).
+    dense : list of int, optional
+        Widths of the hidden fully connected layers (default, the course: 1024; Keras: 128).
     dropout : float
         Dropout rate after each hidden dense layer, 1 - TF's ``keep_prob`` (course: 0.5; cookbook: 0.15).
     conv_dropout : float
         Dropout rate on the last convolutional maps (Keras ``mnist_cnn``: 0.25).
     init : str
         One of ``INITS``.
-    image_shape : tuple of 3 int
-        (channels, height, width); inputs of shape (batch, C*H*W), (batch, H, W) or (batch, C, H, W) are accepted.
+    image_shape : list of 3 int, optional
+        (channels, height, width), default (1, 28, 28); inputs of shape (batch, C*H*W), (batch, H, W) or
+        (batch, C, H, W) are accepted.
     num_classes : int
     channels_last : bool
         Run the convolutions in NHWC memory layout (the layout oneDNN prefers on some CPUs).
@@ -95,36 +103,32 @@ class CNN(Classifier):
 
     def __init__(
         self,
-        channels: tuple[int, ...] = (32, 64),
-        kernel_size: int = 5,
-        padding: str = "same",
-        pool: tuple[int, ...] = (2, 2),
-        dense: tuple[int, ...] = (1024,),
-        dropout: float = 0.5,
-        conv_dropout: float = 0.0,
-        init: str = "tf-truncated-normal",
-        image_shape: tuple[int, int, int] = (1, 28, 28),
+        channels: list[int] | None = None,
+        kernel_size: PositiveInt = 5,
+        padding: Annotated[str, OneOf("same", "valid")] = "same",
+        pool: list[int] | None = None,
+        dense: list[int] | None = None,
+        dropout: Rate = 0.5,
+        conv_dropout: Rate = 0.0,
+        init: Init = "tf-truncated-normal",
+        image_shape: list[int] | None = None,
         num_classes: int = 10,
         channels_last: bool = False,
     ) -> None:
         super().__init__()
+        check_arguments(CNN.__init__, locals())
+        channels = (32, 64) if channels is None else tuple(channels)
+        pool = (2,) * len(channels) if pool is None else tuple(pool)
+        dense = (1024,) if dense is None else tuple(dense)
+        image_shape = (1, 28, 28) if image_shape is None else tuple(image_shape)
         if not channels or any(c < 1 for c in channels):
             raise ConfigError(f"model.channels must be a non-empty list of positive integers, got {list(channels)}")
         if len(pool) != len(channels) or any(p < 1 for p in pool):
             raise ConfigError(
                 f"model.pool must give one pooling size >= 1 per convolution ({len(channels)}), got {list(pool)}"
             )
-        if kernel_size < 1:
-            raise ConfigError(f"model.kernel_size must be >= 1, got {kernel_size}")
-        if padding not in PADDINGS:
-            raise ConfigError(f"model.padding must be 'same' or 'valid', got {padding!r}")
-        if init not in INITS:
-            raise ConfigError(f"model.init must be one of {', '.join(INITS)}; got {init!r}")
         if any(w < 1 for w in dense):
             raise ConfigError(f"model.dense must be positive widths, got {list(dense)}")
-        for name, rate in (("dropout", dropout), ("conv_dropout", conv_dropout)):
-            if not 0.0 <= rate < 1.0:
-                raise ConfigError(f"model.{name} must be in [0, 1), got {rate}")
         if len(image_shape) != 3 or any(s < 1 for s in image_shape):
             raise ConfigError(f"model.image_shape must be 3 positive integers (C, H, W), got {list(image_shape)}")
         self.image_shape = tuple(int(s) for s in image_shape)
@@ -248,11 +252,7 @@ class CNN(Classifier):
 
 def save_feature_maps(maps: torch.Tensor, path: Path, title: str = "", image: torch.Tensor | None = None) -> Path:
     """Draw feature maps (n, H, W), each on its own grey scale and numbered, beside the input ``image`` (H0, W0)."""
-    import math
-
-    from ..viz import _plt, _savefig
-
-    plt = _plt()
+    plt = pyplot()
     n = len(maps)
     ncols = 8 if n > 36 else 6  # the course: 6 columns for conv1's 32 maps, 8 for conv2's 64
     nrows = math.ceil(n / ncols)
@@ -271,35 +271,4 @@ def save_feature_maps(maps: torch.Tensor, path: Path, title: str = "", image: to
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return _savefig(fig, path)
-
-
-@register_model(NAME)
-def cnn(
-    channels: list[int] | None = None,
-    kernel_size: int = 5,
-    padding: str = "same",
-    pool: list[int] | None = None,
-    dense: list[int] | None = None,
-    dropout: float = 0.5,
-    conv_dropout: float = 0.0,
-    init: str = "tf-truncated-normal",
-    image_shape: list[int] | None = None,
-    num_classes: int = 10,
-    channels_last: bool = False,
-) -> CNN:
-    """Course A8 / Deep MNIST for experts by default: conv 5x5 32, pool, conv 5x5 64, pool, dense 1024, dropout 0.5."""
-    channels = list(channels) if channels is not None else [32, 64]
-    return CNN(
-        tuple(channels),
-        kernel_size,
-        padding,
-        tuple(pool) if pool is not None else (2,) * len(channels),
-        tuple(dense) if dense is not None else (1024,),
-        dropout,
-        conv_dropout,
-        init,
-        tuple(image_shape) if image_shape is not None else (1, 28, 28),
-        num_classes,
-        channels_last,
-    )
+    return save_figure(fig, path)

@@ -24,10 +24,11 @@ from torch import nn
 
 from ..errors import ConfigError, DataError
 from ..registry import register_model
-from .autoencoder import check_corruption, corrupt
+from .autoencoder import Noise, corrupt
 from .base import Batch, Model
+from .params import Probability, check_arguments
 
-__all__ = ["ConvDenoisingAutoencoder", "conv_denoising_autoencoder"]
+__all__ = ["ConvDenoisingAutoencoder"]
 
 NAME = "conv-denoising-autoencoder"
 
@@ -37,8 +38,10 @@ def _pooled(size: int) -> int:
     return math.ceil(size / 2)
 
 
+@register_model(NAME)
 class ConvDenoisingAutoencoder(Model):
-    """Three conv + max-pool stages down to a small code, three resize + conv stages back up, sigmoid output.
+    """Three conv + max-pool stages down to a small code, three resize + conv stages back up, sigmoid output
+    (cookbook recipe 8.4: conv 32-32-16 with max-pooling to 4x4x16, resize + conv decoder, Gaussian noise 0.5).
 
     Parameters
     ----------
@@ -46,21 +49,24 @@ class ConvDenoisingAutoencoder(Model):
     corruption_level : float in [0, 1]
         Noise standard deviation (the book's ``noise_factor``), masking probability or salt-and-pepper fraction;
         drawn afresh for every batch and every evaluation.
-    filters : tuple of 3 int
-        Channels of the three encoder convolutions; the decoder uses them in reverse order.
-    image_shape : tuple of 2 int
-        Height and width; inputs of shape (batch, H * W), (batch, H, W) or (batch, 1, H, W) are accepted.
+    filters : list of 3 int, optional
+        Channels of the three encoder convolutions (default 32, 32, 16); the decoder uses them in reverse order.
+    image_shape : list of 2 int, optional
+        Height and width (default 28 x 28); inputs of shape (batch, H * W), (batch, H, W) or (batch, 1, H, W) are
+        accepted.
     """
 
     def __init__(
         self,
-        corruption: str = "gaussian",
-        corruption_level: float = 0.5,
-        filters: tuple[int, int, int] = (32, 32, 16),
-        image_shape: tuple[int, int] = (28, 28),
+        corruption: Noise = "gaussian",
+        corruption_level: Probability = 0.5,
+        filters: list[int] | None = None,
+        image_shape: list[int] | None = None,
     ) -> None:
         super().__init__()
-        check_corruption(corruption, corruption_level)
+        check_arguments(ConvDenoisingAutoencoder.__init__, locals())
+        filters = (32, 32, 16) if filters is None else tuple(filters)
+        image_shape = (28, 28) if image_shape is None else tuple(image_shape)
         if len(filters) != 3 or any(int(f) != f or f < 1 for f in filters):
             raise ConfigError(f"model.filters must be 3 positive integers, got {list(filters)}")
         if len(image_shape) != 2 or any(int(s) != s or s < 1 for s in image_shape):
@@ -180,19 +186,3 @@ class ConvDenoisingAutoencoder(Model):
         lo = w.amin(dim=(1, 2), keepdim=True)
         hi = w.amax(dim=(1, 2), keepdim=True)
         return {"filters": (w - lo) / (hi - lo).clamp_min(1e-12)}
-
-
-@register_model(NAME)
-def conv_denoising_autoencoder(
-    corruption: str = "gaussian",
-    corruption_level: float = 0.5,
-    filters: list[int] | None = None,
-    image_shape: list[int] | None = None,
-) -> ConvDenoisingAutoencoder:
-    """Cookbook recipe 8.4: conv 32-32-16 with max-pooling to 4x4x16, resize + conv decoder, Gaussian noise 0.5."""
-    return ConvDenoisingAutoencoder(
-        corruption,
-        corruption_level,
-        tuple(filters) if filters is not None else (32, 32, 16),
-        tuple(image_shape) if image_shape is not None else (28, 28),
-    )

@@ -17,16 +17,17 @@ units that is not pretrained, and a sigmoid output layer under the softmax cross
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..registry import create_model, register_model
-from .base import Batch, Classifier
-from .stacked import LayerStack, _Stacked
+from ..registry import create_model, register_preset
+from .base import ErrorRateClassifier
+from .params import OneOf, check_arguments
+from .stacked import LayerStack, StackedModel
 
 __all__ = ["DBNClassifier", "build_rbm_stack"]
 
@@ -57,7 +58,7 @@ def _init_sigmoid_layer(layer: nn.Linear) -> None:
     nn.init.zeros_(layer.bias)
 
 
-class DBNClassifier(_Stacked, Classifier):
+class DBNClassifier(StackedModel, ErrorRateClassifier):
     """Pretrained RBM layers, then optional sigmoid layers trained from scratch, then the output layer.
 
     Parameters
@@ -84,17 +85,14 @@ class DBNClassifier(_Stacked, Classifier):
         n_classes: int = 10,
         *,
         hidden_layers: Sequence[int] = (),
-        output: str = "linear",
-        head_init: str = "zeros",
+        output: Annotated[str, OneOf("linear", "sigmoid")] = "linear",
+        head_init: Annotated[str, OneOf("zeros", "glorot-sigmoid")] = "zeros",
         dropout: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         if n_classes < 2:
             raise ConfigError(f"model.n_classes must be >= 2, got {n_classes}")
-        if output not in ("linear", "sigmoid"):
-            raise ConfigError(f"model.output must be 'linear' or 'sigmoid', got {output!r}")
-        if head_init not in ("zeros", "glorot-sigmoid"):
-            raise ConfigError(f"model.head_init must be 'zeros' or 'glorot-sigmoid', got {head_init!r}")
+        check_arguments(DBNClassifier.__init__, locals())
         extra = list(hidden_layers)
         if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in extra):
             raise ConfigError(f"model.hidden_layers must list positive sizes, got {extra}")
@@ -119,6 +117,31 @@ class DBNClassifier(_Stacked, Classifier):
         else:
             _init_sigmoid_layer(self.head)
 
+    @classmethod
+    def from_layers(
+        cls,
+        layer_sizes: list[int] | None = None,
+        n_classes: int = 10,
+        k: int = 1,
+        block_args: dict[str, Any] | None = None,
+        hidden_layers: list[int] | None = None,
+        output: str = "linear",
+        head_init: str = "zeros",
+        dropout: list[float] | None = None,
+        freeze: int = 0,
+        *,
+        base_sizes: Sequence[int],
+        base_block_args: Mapping[str, Any],
+        base_hidden_layers: Sequence[int],
+    ) -> DBNClassifier:
+        """A DBN on new RBMs of ``layer_sizes`` (None: ``base_sizes``), each built with ``base_block_args``
+        updated by ``block_args``, with ``hidden_layers`` (None: ``base_hidden_layers``) above them; the lowest
+        ``freeze`` RBMs fixed. The presets registered below fix the ``base_*`` arguments."""
+        stack = build_rbm_stack(list(layer_sizes or base_sizes), k, {**base_block_args, **(block_args or {})})
+        extra = base_hidden_layers if hidden_layers is None else hidden_layers
+        head = {"output": output, "head_init": head_init}
+        return cls.on_stack(stack, freeze, n_classes, hidden_layers=extra, **head, dropout=dropout)
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The top RBM's code p(h|v) (below the extra layers), shape (batch, layer_sizes[-1])."""
         return self.stack.encode(x)
@@ -140,84 +163,39 @@ class DBNClassifier(_Stacked, Classifier):
         return torch.sigmoid(z) if self.output == "sigmoid" else z
 
     def check_data(self, x: torch.Tensor) -> None:
-        self._check_input(x)
+        self.check_input(x)
         check = getattr(self.stack.blocks[0], "check_data", None)
         if check is not None:
             check(x)
 
-    def eval_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        out = super().eval_step(batch)
-        out["error"] = 100.0 * (1.0 - out["accuracy"])
-        return out
 
-
-def _dbn(
-    layer_sizes: list[int],
-    n_classes: int,
-    k: int,
-    block_args: dict[str, Any] | None,
-    freeze: int,
-    **kwargs: Any,
-) -> DBNClassifier:
-    model = DBNClassifier(build_rbm_stack(layer_sizes, k, block_args), n_classes, **kwargs)
-    model.freeze(freeze)
-    return model
-
-
-@register_model("dbn")
-def dbn(
-    layer_sizes: list[int] | None = None,
-    n_classes: int = 10,
-    k: int = 1,
-    block_args: dict[str, Any] | None = None,
-    hidden_layers: list[int] | None = None,
-    output: str = "linear",
-    head_init: str = "zeros",
-    dropout: list[float] | None = None,
-    freeze: int = 0,
-) -> DBNClassifier:
-    """deeplearning.net DBN: 784-1000-1000-1000 Bernoulli RBMs (weights uniform in +-4 sqrt(6 / (fan_in + fan_out)))
-    trained with CD-``k`` one at a time, then a softmax layer (zero-initialised) and supervised fine-tuning of
-    everything. The RBMs' AIS log-likelihood monitoring is off unless ``block_args`` sets ``ais_betas``."""
-    return _dbn(
-        layer_sizes or [784, 1000, 1000, 1000],
-        n_classes,
-        k,
-        {"init": "glorot-sigmoid", "ais_betas": 0, **(block_args or {})},
-        freeze,
-        hidden_layers=hidden_layers or (),
-        output=output,
-        head_init=head_init,
-        dropout=dropout,
-    )
-
-
-@register_model("dbn-cookbook")
-def dbn_cookbook(
-    layer_sizes: list[int] | None = None,
-    n_classes: int = 7,
-    k: int = 1,
-    block_args: dict[str, Any] | None = None,
-    hidden_layers: list[int] | None = None,
-    output: str = "sigmoid",
-    head_init: str = "glorot-sigmoid",
-    dropout: list[float] | None = None,
-    freeze: int = 0,
-) -> DBNClassifier:
-    """Cookbook 7.6 (emotion detection on FER2013): RBMs 2304-1500-700-400, an extra sigmoid layer of 1000 units,
-    a sigmoid output layer of 7 under softmax cross-entropy; every layer initialised uniform in
-    +-4 sqrt(6 / (fan_in + fan_out)) except the RBMs: the book's RBM (7.4) draws N(0, 1) weights and sums its free
-    energy's hidden term over the batch (``sum_hidden_term``). AIS monitoring is off unless ``block_args`` sets
-    ``ais_betas``."""
-    args = {"init": "normal", "init_std": 1.0, "sum_hidden_term": True, "ais_betas": 0, **(block_args or {})}
-    return _dbn(
-        layer_sizes or [2304, 1500, 700, 400],
-        n_classes,
-        k,
-        args,
-        freeze,
-        hidden_layers=[1000] if hidden_layers is None else hidden_layers,
-        output=output,
-        head_init=head_init,
-        dropout=dropout,
-    )
+register_preset(
+    "dbn",
+    DBNClassifier.from_layers,
+    doc="deeplearning.net DBN: 784-1000-1000-1000 Bernoulli RBMs (weights uniform in +-4 sqrt(6 / (fan_in + "
+    "fan_out))) trained with CD-``k`` one at a time, then a softmax layer (zero-initialised) and supervised "
+    "fine-tuning of everything. The RBMs' AIS log-likelihood monitoring is off unless ``block_args`` sets "
+    "``ais_betas``.",
+    fixed={
+        "base_sizes": (784, 1000, 1000, 1000),
+        "base_block_args": {"init": "glorot-sigmoid", "ais_betas": 0},
+        "base_hidden_layers": (),
+    },
+)
+register_preset(
+    "dbn-cookbook",
+    DBNClassifier.from_layers,
+    doc="Cookbook 7.6 (emotion detection on FER2013): RBMs 2304-1500-700-400, an extra sigmoid layer of 1000 units, "
+    "a sigmoid output layer of 7 under softmax cross-entropy; every layer initialised uniform in +-4 sqrt(6 / "
+    "(fan_in + fan_out)) except the RBMs: the book's RBM (7.4) draws N(0, 1) weights and sums its free energy's "
+    "hidden term over the batch (``sum_hidden_term``). AIS monitoring is off unless ``block_args`` sets "
+    "``ais_betas``.",
+    fixed={
+        "base_sizes": (2304, 1500, 700, 400),
+        "base_block_args": {"init": "normal", "init_std": 1.0, "sum_hidden_term": True, "ais_betas": 0},
+        "base_hidden_layers": (1000,),
+    },
+    n_classes=7,
+    output="sigmoid",
+    head_init="glorot-sigmoid",
+)

@@ -19,18 +19,21 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
 from ..registry import register_model
+from ..viz import pyplot, save_figure
 from .base import Batch, Model
+from .params import OneOf, check_arguments, choices
 
-__all__ = ["GRUForecaster", "gru_forecaster", "normalise"]
+__all__ = ["GRUForecaster", "normalise"]
 
-LOSSES = ("tf-sum", "mse")
+Loss = Annotated[str, OneOf("tf-sum", "mse")]
+LOSSES = choices(Loss)
 
 
 def normalise(x: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -42,8 +45,11 @@ def normalise(x: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.T
     return (x - mean) / scale, mean, scale
 
 
+@register_model("gru-forecaster")
 class GRUForecaster(Model):
     """Sequence-to-sequence GRU forecaster: past window (B, window, d) -> future (B, horizon, d), in data units.
+
+    Registered as ``gru-forecaster`` (cookbook 6.5: 2 x GRU 12, 40 steps in, 40 out).
 
     Parameters
     ----------
@@ -58,7 +64,7 @@ class GRUForecaster(Model):
     """
 
     def __init__(
-        self, input_dim: int = 1, hidden_size: int = 12, num_layers: int = 2, horizon: int = 40, loss: str = "tf-sum"
+        self, input_dim: int = 1, hidden_size: int = 12, num_layers: int = 2, horizon: int = 40, loss: Loss = "tf-sum"
     ) -> None:
         super().__init__()
         for name, v in (("input_dim", input_dim), ("hidden_size", hidden_size), ("num_layers", num_layers)):
@@ -66,8 +72,7 @@ class GRUForecaster(Model):
                 raise ConfigError(f"model 'gru-forecaster' {name} must be >= 1, got {v}")
         if horizon < 1:
             raise ConfigError(f"model 'gru-forecaster' horizon must be >= 1 (a sequence of length zero), got {horizon}")
-        if loss not in LOSSES:
-            raise ConfigError(f"model 'gru-forecaster' loss must be 'tf-sum' or 'mse'; got {loss!r}")
+        check_arguments(GRUForecaster.__init__, locals())
         self.input_dim, self.hidden_size, self.horizon, self.loss = input_dim, hidden_size, horizon, loss
         self.encoder = nn.GRU(input_dim, hidden_size, num_layers=num_layers, batch_first=True)
         self.decoder = nn.GRU(input_dim, hidden_size, num_layers=num_layers, batch_first=True)
@@ -184,9 +189,7 @@ def save_forecasts(
     x: torch.Tensor, y: torch.Tensor, pred: torch.Tensor, path: Path, title: str = "", units: str = ""
 ) -> Path:
     """Past window, true future, forecast and naive forecast, one panel per window (first feature)."""
-    from ..viz import _plt, _savefig
-
-    plt = _plt()
+    plt = pyplot()
     n = len(x)
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.4), squeeze=False)
     w, h = x.shape[1], y.shape[1]
@@ -202,12 +205,4 @@ def save_forecasts(
             ax.legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
-    return _savefig(fig, path)
-
-
-@register_model("gru-forecaster")
-def gru_forecaster(
-    input_dim: int = 1, hidden_size: int = 12, num_layers: int = 2, horizon: int = 40, loss: str = "tf-sum"
-) -> GRUForecaster:
-    """GRU encoder-decoder forecaster (cookbook 6.5: 2 x GRU 12, 40 steps in, 40 out)."""
-    return GRUForecaster(input_dim, hidden_size, num_layers, horizon, loss)
+    return save_figure(fig, path)

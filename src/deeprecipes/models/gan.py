@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..registry import register_model
+from ..viz import save_histograms
 from .base import Batch, Model
 
 if TYPE_CHECKING:
@@ -37,8 +38,11 @@ def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
     )
 
 
+@register_model("gaussian-gan")
 class GaussianGAN(Model):
     """A GAN on one-dimensional data.
+
+    Registered as ``gaussian-gan``: the 1-D GAN of the two-optimizer toy recipe (``gan-gaussian-toy``).
 
     Parameters
     ----------
@@ -49,6 +53,8 @@ class GaussianGAN(Model):
     d_steps : int
         Discriminator steps per generator step (each on the same real batch, with fresh noise).
     """
+
+    steps_through_engine = True  # every weight change goes through engine.step: data-parallel ready
 
     def __init__(self, noise_dim: int = 4, hidden: int = 32, d_steps: int = 1) -> None:
         super().__init__()
@@ -93,8 +99,6 @@ class GaussianGAN(Model):
 
     def figures(self, data: Any, fig_dir: Path, title: str) -> list[Path]:
         """``samples.png``: the test split's histogram against as many generated numbers."""
-        from ..viz import save_histograms
-
         real = data.test.x.reshape(-1)
         fake = self.sample(len(real), seed=0).reshape(-1)
         return [save_histograms({"data": real, "generated": fake}, fig_dir / "samples.png", f"{title}: test set")]
@@ -109,9 +113,3 @@ class GaussianGAN(Model):
             "fake_mean": fake,
             "fake_sq": fake.pow(2),  # with fake_mean, the generated spread: var = fake_sq - fake_mean ** 2
         }
-
-
-@register_model("gaussian-gan")
-def gaussian_gan(noise_dim: int = 4, hidden: int = 32, d_steps: int = 1) -> GaussianGAN:
-    """The 1-D GAN of the two-optimizer toy recipe (``gan-gaussian-toy``)."""
-    return GaussianGAN(noise_dim=noise_dim, hidden=hidden, d_steps=d_steps)

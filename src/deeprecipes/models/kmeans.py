@@ -17,21 +17,22 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
 from ..registry import register_model
+from ..viz import pyplot, save_figure
 from .base import Batch, Model
+from .params import NonNegative, OneOf, PositiveInt, check_arguments, choices
 
 if TYPE_CHECKING:
     from ..training.engine import Engine
 
 __all__ = [
     "KMeans",
-    "kmeans",
     "kmeans_plus_plus",
     "check_n_clusters",
     "adjusted_rand_index",
@@ -40,8 +41,9 @@ __all__ = [
     "image_shape_of",
 ]
 
-INITS = ("k-means++", "random")
-DISTANCES = ("euclidean", "cosine")
+Init = Annotated[str, OneOf("k-means++", "random")]
+Distance = Annotated[str, OneOf("euclidean", "cosine")]
+INITS, DISTANCES = choices(Init), choices(Distance)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -130,8 +132,11 @@ def majority_labels(assign: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tens
 # the model
 
 
+@register_model("kmeans")
 class KMeans(Model):
     """k-means with k-means++ (or random) seeding; Lloyd iterations as training steps.
+
+    Registered as ``kmeans`` (cookbook 7.2: k = 3 on iris; TF example: k = 25, cosine distance, on MNIST).
 
     Parameters
     ----------
@@ -151,22 +156,15 @@ class KMeans(Model):
 
     def __init__(
         self,
-        n_clusters: int = 8,
-        n_features: int = 784,
-        init: str = "k-means++",
-        distance: str = "euclidean",
-        tol: float = 0.0,
+        n_clusters: PositiveInt = 8,
+        n_features: PositiveInt = 784,
+        init: Init = "k-means++",
+        distance: Distance = "euclidean",
+        tol: NonNegative = 0.0,
         image_shape: list[int] | None = None,
     ) -> None:
         super().__init__()
-        if n_clusters < 1 or n_features < 1:
-            raise ConfigError(f"model 'kmeans' needs n_clusters and n_features >= 1, got {n_clusters}, {n_features}")
-        if init not in INITS:
-            raise ConfigError(f"model 'kmeans' init must be one of {', '.join(INITS)}; got {init!r}")
-        if distance not in DISTANCES:
-            raise ConfigError(f"model 'kmeans' distance must be one of {', '.join(DISTANCES)}; got {distance!r}")
-        if tol < 0:
-            raise ConfigError(f"model 'kmeans' tol must be >= 0, got {tol}")
+        check_arguments(KMeans.__init__, locals())
         self.n_clusters, self.n_features = n_clusters, n_features
         self.init, self.distance, self.tol = init, distance, tol
         self.image_shape = image_shape_of(n_features, image_shape)
@@ -308,9 +306,7 @@ class KMeans(Model):
         test = getattr(data, "test", None)
         if test is None or self.n_features > 20 or self.distance != "euclidean":
             return []
-        from ..viz import _plt, _savefig
-
-        plt = _plt()
+        plt = pyplot()
         written = []
         x = test.x.reshape(len(test.x), -1).float()
         idx = self.predict(x.to(self.centroids.device)).cpu()
@@ -323,7 +319,7 @@ class KMeans(Model):
             ax.set_xlabel(names[0])
             ax.set_ylabel(names[1] if len(names) > 1 else "feature 2")
             ax.set_title(f"{title}: test rows by cluster, centroids +")
-            written.append(_savefig(fig, fig_dir / "clusters.png"))
+            written.append(save_figure(fig, fig_dir / "clusters.png"))
         train = data.train.x.reshape(len(data.train.x), -1).float()
         if len(train) * self.n_features <= 200_000:
             ks = list(range(1, min(10, len(train)) + 1))
@@ -346,18 +342,5 @@ class KMeans(Model):
             ax.set_ylabel("training inertia (SSE)")
             ax.set_title(f"{title}: elbow")
             ax.grid(alpha=0.3)
-            written.append(_savefig(fig, fig_dir / "elbow.png"))
+            written.append(save_figure(fig, fig_dir / "elbow.png"))
         return written
-
-
-@register_model("kmeans")
-def kmeans(
-    n_clusters: int = 8,
-    n_features: int = 784,
-    init: str = "k-means++",
-    distance: str = "euclidean",
-    tol: float = 0.0,
-    image_shape: list[int] | None = None,
-) -> KMeans:
-    """k-means (cookbook 7.2: k = 3 on iris; TF example: k = 25, cosine distance, on MNIST)."""
-    return KMeans(n_clusters, n_features, init, distance, tol, image_shape)

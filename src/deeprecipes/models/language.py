@@ -1,4 +1,4 @@
-"""Recurrent language models (character and word level), their metrics, and text generation from a saved run.
+"""Recurrent language models (character and word level), their metrics, and text generation.
 
 :class:`RNNLanguageModel` is an embedding (or one-hot input), a stacked recurrent network from
 :func:`deeprecipes.models.cells.make_rnn` and a linear readout over the vocabulary. It trains two ways:
@@ -14,36 +14,43 @@
 
 Evaluation reports the mean cross-entropy per token (``loss``, nats) and ``bpc`` (bits per token, loss / ln 2);
 at the end of a run ``reference_metrics`` adds ``val_perplexity`` and ``test_perplexity`` (exp of the mean loss).
-The vocabulary is kept in the weights (``vocab_codes``), so ``generate_text`` and :func:`sample` need no data.
+The vocabulary is kept in the weights (``vocab_codes``), so ``generate_text`` (and :func:`deeprecipes.sample` on a
+saved run) need no data.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import torch
 from torch import nn
 
+from ..data.text import EOS, Vocabulary, word_tokens
 from ..errors import CheckpointError, ConfigError, DataError
 from ..registry import register_model
 from .base import Batch, Model
 from .cells import detach_state, make_rnn, run_rnn
+from .params import OneOf, check_arguments, choices
 
 if TYPE_CHECKING:
     from ..training.engine import Engine
 
-__all__ = ["RNNLanguageModel", "rnn_lm", "sample"]
+__all__ = ["RNNLanguageModel"]
 
 log = logging.getLogger(__name__)
 
-INITS = ("torch", "uniform", "glorot")
+Init = Annotated[str, OneOf("torch", "uniform", "glorot")]
+INITS = choices(Init)
 
 
+@register_model("rnn-lm")
 class RNNLanguageModel(Model):
     """Next-token model: embedding or one-hot -> recurrent stack -> dropout -> linear readout.
+
+    Registered as ``rnn-lm``: a character or word language model (course char model: rnn 2 x 128; TF PTB small: lstm
+    2 x 200).
 
     Parameters
     ----------
@@ -68,6 +75,8 @@ class RNNLanguageModel(Model):
         times the mean per token); logged and evaluated losses stay per token.
     """
 
+    steps_through_engine = True  # every weight change goes through engine.step: data-parallel ready
+
     def __init__(
         self,
         vocab_size: int = 65,
@@ -76,15 +85,14 @@ class RNNLanguageModel(Model):
         num_layers: int = 2,
         embed_size: int = 128,
         dropout: float = 0.0,
-        init: str = "torch",
+        init: Init = "torch",
         init_scale: float = 0.1,
         forget_bias: float = 0.0,
         carry_state: bool = True,
         sum_steps: bool = False,
     ) -> None:
         super().__init__()
-        if init not in INITS:
-            raise ConfigError(f"model argument 'init' must be one of {', '.join(INITS)}; got {init!r}")
+        check_arguments(RNNLanguageModel.__init__, locals())
         if vocab_size < 1 or embed_size < 0:
             raise ConfigError(f"vocab_size must be >= 1 and embed_size >= 0, got {vocab_size} and {embed_size}")
         self.cell, self.hidden_size, self.num_layers = cell, hidden_size, num_layers
@@ -216,8 +224,6 @@ class RNNLanguageModel(Model):
         vocab = meta.get("vocab")
         if vocab is None:
             return
-        from ..data.text import Vocabulary
-
         self.level, self.unk = meta.get("level", "char"), meta.get("unk")
         self.vocab_codes = Vocabulary(list(vocab), self.unk).to_codes().to(self.vocab_codes.device)
         self.carry_state = self.carry_state and meta.get("layout", "streams") == "streams"
@@ -250,8 +256,6 @@ class RNNLanguageModel(Model):
     # generation
 
     def vocabulary(self) -> Any:
-        from ..data.text import Vocabulary
-
         if not len(self.vocab_codes):
             raise CheckpointError("the model holds no vocabulary (it was never given a corpus)")
         return Vocabulary.from_codes(self.vocab_codes.cpu(), "<unk>")
@@ -288,8 +292,6 @@ class RNNLanguageModel(Model):
             raise ConfigError(f"temperature must be >= 0 (0 = always the most likely token), got {temperature}")
         vocab = self.vocabulary()
         if self.level == "word" or vocab.unk is not None:
-            from ..data.text import EOS, word_tokens
-
             toks = word_tokens(prime)
             if toks and not prime.endswith("\n"):
                 toks = toks[:-1]  # no <eos> after an unfinished line
@@ -308,58 +310,3 @@ class RNNLanguageModel(Model):
 
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-@register_model("rnn-lm")
-def rnn_lm(
-    vocab_size: int = 65,
-    cell: str = "lstm",
-    hidden_size: int = 128,
-    num_layers: int = 2,
-    embed_size: int = 128,
-    dropout: float = 0.0,
-    init: str = "torch",
-    init_scale: float = 0.1,
-    forget_bias: float = 0.0,
-    carry_state: bool = True,
-    sum_steps: bool = False,
-) -> RNNLanguageModel:
-    """Character or word language model (course char model: rnn 2 x 128; TF PTB small: lstm 2 x 200)."""
-    return RNNLanguageModel(
-        vocab_size,
-        cell,
-        hidden_size,
-        num_layers,
-        embed_size,
-        dropout,
-        init,
-        init_scale,
-        forget_bias,
-        carry_state,
-        sum_steps,
-    )
-
-
-def sample(
-    run_dir: str | Path,
-    *,
-    prime: str = "",
-    temperature: float = 1.0,
-    length: int = 500,
-    seed: int = 0,
-    which: str = "latest",
-) -> str:
-    """Text generated by a saved language-model run: ``prime`` then ``length`` tokens drawn at ``temperature``.
-
-    Only the run directory is read (:func:`deeprecipes.load_run`: model.json, config.json and a checkpoint).
-
-    Examples
-    --------
-    >>> print(deeprecipes.sample("runs/char-rnn-shakespeare/...", prime="ROMEO:", temperature=0.8, length=500))
-    """
-    from ..rundir import load_run
-
-    run = load_run(run_dir, which=which)
-    if not isinstance(run.model, RNNLanguageModel):
-        raise ConfigError(f"{run_dir}: model '{run.name}' is not a language model; it cannot generate text")
-    return run.model.generate_text(prime, length=length, temperature=temperature, seed=seed)

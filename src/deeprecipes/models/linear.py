@@ -24,6 +24,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..registry import register_model
+from ..viz import pyplot, save_figure
 from .base import Batch, Classifier, Regressor
 from .regression import save_predicted_vs_actual, scaled_metrics
 
@@ -34,9 +35,6 @@ __all__ = [
     "LinearRegression",
     "LogisticRegression",
     "SoftmaxRegression",
-    "linear_regression",
-    "logistic_regression",
-    "softmax_regression",
 ]
 
 INITS = ("normal", "zeros", "constant")
@@ -67,8 +65,12 @@ def _check_inputs(model: nn.Module, x: torch.Tensor, name: str) -> None:
         )
 
 
+@register_model("linear-regression")
 class LinearRegression(Regressor):
     """``y = x W + b`` for float targets.
+
+    Registered as ``linear-regression``: course A3 (init constant, a = 1.0, b = 0.2) and cookbook 2.5 (init normal,
+    std 1).
 
     Parameters
     ----------
@@ -134,9 +136,7 @@ class LinearRegression(Regressor):
     def _line_figure(self, data: Any, path: Path, title: str) -> Path:
         """The data (training points red, as the course drew them; test points grey), the line after every
         snapshot coloured from yellow (1, 1, 0) to magenta (1, 0, 1) as in the course, and the final line."""
-        from ..viz import _plt, _savefig
-
-        plt = _plt()
+        plt = pyplot()
         fig, ax = plt.subplots(figsize=(6.5, 4.5))
         xs = torch.cat([data.train.x.reshape(-1), data.test.x.reshape(-1)])
         grid = torch.linspace(float(xs.min()), float(xs.max()), 2)
@@ -158,7 +158,7 @@ class LinearRegression(Regressor):
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
         ax.set_title(title)
-        return _savefig(fig, path)
+        return save_figure(fig, path)
 
 
 @torch.no_grad()
@@ -181,8 +181,12 @@ def least_squares_baseline(data: Any) -> dict[str, float]:
     return {"ols_test_mse": sse / yt.numel(), "ols_test_r2": 1.0 - sse / sst if sst > 0 else float("nan")}
 
 
+@register_model("softmax-regression")
 class SoftmaxRegression(Classifier):
     """Multinomial logistic regression, ``softmax(x W + b)``.
+
+    Registered as ``softmax-regression``: softmax regression on MNIST (cookbook 2.6 with ``double_softmax = true``;
+    course A7).
 
     Parameters
     ----------
@@ -236,8 +240,11 @@ class SoftmaxRegression(Classifier):
         return {"weights": self.linear.weight.detach().reshape(self.n_classes, 28, 28)}
 
 
+@register_model("logistic-regression")
 class LogisticRegression(Classifier):
     """The course's iris classifier (A4): one sigmoid unit per class, trained on squared error.
+
+    Registered as ``logistic-regression``: sigmoid per class, half-sum-of-squares cost, stop on a flat cost.
 
     ``forward`` returns the sigmoid activations (batch, n_classes); the predicted class is the largest. The cost
     is ``tf.nn.l2_loss(activation - onehot)``: half the sum of squared errors over the whole batch (a sum, so the
@@ -300,35 +307,3 @@ class LogisticRegression(Classifier):
         x, y = batch[0], batch[1]
         per_sample, act = self._cost(x, y)
         return {"loss": per_sample.float(), "cost": per_sample.float(), "accuracy": (act.argmax(1) == y).float()}
-
-
-@register_model("linear-regression")
-def linear_regression(
-    n_inputs: int = 1,
-    n_outputs: int = 1,
-    init: str = "normal",
-    std: float = 1.0,
-    weight: float = 1.0,
-    bias: float = 0.2,
-    loss: str = "mse",
-    huber_delta: float = 1.0,
-    snapshot_every: int = 0,
-) -> LinearRegression:
-    """``y = x W + b``: course A3 (init constant, a = 1.0, b = 0.2) and cookbook 2.5 (init normal, std 1)."""
-    return LinearRegression(n_inputs, n_outputs, init, std, weight, bias, loss, huber_delta, snapshot_every)
-
-
-@register_model("softmax-regression")
-def softmax_regression(
-    n_inputs: int = 784, n_classes: int = 10, init: str = "zeros", std: float = 0.01, double_softmax: bool = False
-) -> SoftmaxRegression:
-    """Softmax regression on MNIST (cookbook 2.6 with ``double_softmax = true``; course A7)."""
-    return SoftmaxRegression(n_inputs, n_classes, init, std, double_softmax)
-
-
-@register_model("logistic-regression")
-def logistic_regression(
-    n_inputs: int = 4, n_classes: int = 3, std: float = 0.01, tol: float = 1e-4, check_every: int = 10
-) -> LogisticRegression:
-    """The course's iris model (A4): sigmoid per class, half-sum-of-squares cost, stop on a flat cost."""
-    return LogisticRegression(n_inputs, n_classes, std, tol, check_every)

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
 from ..registry import register_model
-from .base import Batch, Classifier
+from ..viz import pyplot, save_figure
+from .base import Batch, Classifier, ErrorRateClassifier
+from .params import NonNegativeInt, OneOf, check_arguments, choices
 
 if TYPE_CHECKING:
     from ..training.engine import Engine
@@ -33,8 +35,6 @@ __all__ = [
     "BackpropMLP",
     "MLPClassifier",
     "init_linear",
-    "mlp",
-    "mlp_backprop",
 ]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -47,8 +47,10 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "identity": nn.Identity,
 }
 
+Activation = Annotated[str, OneOf(*ACTIVATIONS)]
 #: weight initialisations; biases start at zero for all but ``torch`` (torch's own default for both)
-INITS = ("glorot-uniform", "glorot-normal", "he-uniform", "he-normal", "normal", "zeros", "torch")
+Init = Annotated[str, OneOf("glorot-uniform", "glorot-normal", "he-uniform", "he-normal", "normal", "zeros", "torch")]
+INITS = choices(Init)
 
 #: cookbook 3.3's printed table: loop index -> (train %, test %); evaluated after step index + 1, and the train
 #: column divides the correct count on the 55,000 training images by 600 (so it reads 55/60 of the true accuracy)
@@ -64,11 +66,6 @@ BOOK_TABLE_3_3: dict[int, tuple[float, float]] = {
     8000: (84.62833333333333, 92.1),
     9000: (84.45, 92.16),
 }
-
-
-def _check_choice(value: str, choices: Any, name: str) -> None:
-    if value not in choices:
-        raise ConfigError(f"model argument '{name}' must be one of {', '.join(choices)}; got {value!r}")
 
 
 def init_linear(layer: nn.Linear, scheme: str, std: float = 1.0) -> None:
@@ -97,8 +94,12 @@ def init_linear(layer: nn.Linear, scheme: str, std: float = 1.0) -> None:
             layer.bias.zero_()
 
 
-class MLPClassifier(Classifier):
+@register_model("mlp")
+class MLPClassifier(ErrorRateClassifier):
     """Fully connected hidden layers under a linear readout that gives class logits (softmax cross-entropy).
+
+    Registered as ``mlp`` (cookbook 3.4: [30] relu; Keras mnist_mlp: [512, 512] relu, dropout 0.2; deeplearning.net:
+    [500] tanh, output_init zeros).
 
     Parameters
     ----------
@@ -126,21 +127,18 @@ class MLPClassifier(Classifier):
     def __init__(
         self,
         in_features: int = 784,
-        hidden_sizes: list[int] | tuple[int, ...] = (512, 512),
+        hidden_sizes: list[int] = [512, 512],  # noqa: B006 (read only; the registry shows the default)
         num_classes: int = 10,
-        activation: str = "relu",
+        activation: Activation = "relu",
         dropout: float | list[float] = 0.0,
         input_dropout: float = 0.0,
-        init: str = "glorot-uniform",
-        output_init: str | None = None,
+        init: Init = "glorot-uniform",
+        output_init: Init | None = None,
         init_std: float = 1.0,
     ) -> None:
         super().__init__()
+        check_arguments(MLPClassifier.__init__, locals())
         hidden_sizes = list(hidden_sizes)
-        _check_choice(activation, ACTIVATIONS, "activation")
-        _check_choice(init, INITS, "init")
-        if output_init is not None:
-            _check_choice(output_init, INITS, "output_init")
         if in_features < 1 or num_classes < 2 or any(h < 1 for h in hidden_sizes):
             raise ConfigError(
                 f"model arguments: in_features and hidden_sizes must be >= 1 and num_classes >= 2; got "
@@ -179,11 +177,6 @@ class MLPClassifier(Classifier):
                 f"model argument 'in_features' is {self.in_features}, but the data has {x[0].numel()} features"
             )
 
-    def eval_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        out = super().eval_step(batch)
-        out["error"] = 100.0 * (1.0 - out["accuracy"])
-        return out
-
     def weight_images(self) -> dict[str, torch.Tensor]:
         """The first layer's weights of the first 64 hidden units as 28x28 images (square inputs only)."""
         first = next((m for m in self.hidden if isinstance(m, nn.Linear)), self.readout)
@@ -191,25 +184,6 @@ class MLPClassifier(Classifier):
         if side * side != self.in_features:
             return {}
         return {"filters": first.weight.detach()[:64].float().cpu().reshape(-1, side, side)}
-
-
-@register_model("mlp")
-def mlp(
-    in_features: int = 784,
-    hidden_sizes: list[int] = [512, 512],  # noqa: B006 (read only; the registry shows the default)
-    num_classes: int = 10,
-    activation: str = "relu",
-    dropout: float | list[float] = 0.0,
-    input_dropout: float = 0.0,
-    init: str = "glorot-uniform",
-    output_init: str | None = None,
-    init_std: float = 1.0,
-) -> MLPClassifier:
-    """MLP classifier (cookbook 3.4: [30] relu; Keras mnist_mlp: [512, 512] relu, dropout 0.2; deeplearning.net:
-    [500] tanh, output_init zeros)."""
-    return MLPClassifier(
-        in_features, hidden_sizes, num_classes, activation, dropout, input_dropout, init, output_init, init_std
-    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -222,8 +196,12 @@ def _sigmaprime(h: torch.Tensor) -> torch.Tensor:
     return s * (1.0 - s)
 
 
+@register_model("mlp-backprop")
 class BackpropMLP(Classifier):
     """784-30-10 with sigmoid hidden and output units, trained on J = 1/(2M) sum_i ||y_i - y_hat_i||^2.
+
+    Registered as ``mlp-backprop``: cookbook 3.3, sigmoid 784-30-10 on a squared error, backpropagation written out
+    by hand.
 
     The update is the one of the book's bundle (``MNIST_with_BPN_hard_way.py``), with ``err = y - y_hat``::
 
@@ -261,13 +239,11 @@ class BackpropMLP(Classifier):
         num_classes: int = 10,
         init_std: float = 1.0,
         manual_backprop: bool = True,
-        weight_update: str = "sum",
-        eval_every: int = 0,
+        weight_update: Annotated[str, OneOf("sum", "mean")] = "sum",
+        eval_every: NonNegativeInt = 0,
     ) -> None:
         super().__init__()
-        _check_choice(weight_update, ("sum", "mean"), "weight_update")
-        if eval_every < 0:
-            raise ConfigError(f"model argument 'eval_every' must be >= 0, got {eval_every}")
+        check_arguments(BackpropMLP.__init__, locals())
         self.in_features, self.num_classes = in_features, num_classes
         self.manual_backprop = manual_backprop
         self.weight_update = weight_update
@@ -424,9 +400,7 @@ class BackpropMLP(Classifier):
         true accuracy), when ``eval_every`` recorded one."""
         if not self.table:
             return []
-        from ..viz import _plt, _savefig
-
-        plt = _plt()
+        plt = pyplot()
         fig, ax = plt.subplots(figsize=(7, 4.5))
         steps = sorted(self.table)
         ax.plot(steps, [100 * self.table[s][1] for s in steps], "o-", label="ours: test")
@@ -438,18 +412,4 @@ class BackpropMLP(Classifier):
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right")
-        return [_savefig(fig, fig_dir / "accuracy-table.png")]
-
-
-@register_model("mlp-backprop")
-def mlp_backprop(
-    in_features: int = 784,
-    n_hidden: int = 30,
-    num_classes: int = 10,
-    init_std: float = 1.0,
-    manual_backprop: bool = True,
-    weight_update: str = "sum",
-    eval_every: int = 0,
-) -> BackpropMLP:
-    """Cookbook 3.3: sigmoid 784-30-10 on a squared error, backpropagation written out by hand."""
-    return BackpropMLP(in_features, n_hidden, num_classes, init_std, manual_backprop, weight_update, eval_every)
+        return [save_figure(fig, fig_dir / "accuracy-table.png")]

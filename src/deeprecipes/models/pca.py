@@ -24,13 +24,15 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..registry import register_model
+from ..viz import pyplot, save_code_scatter, save_figure
 from .base import Batch, Model
 from .kmeans import image_shape_of
+from .params import Probability, check_arguments
 
 if TYPE_CHECKING:
     from ..training.engine import Engine
 
-__all__ = ["PCA", "pca", "keep_info_components"]
+__all__ = ["PCA", "keep_info_components"]
 
 
 def keep_info_components(singular_values: torch.Tensor, keep_info: float) -> int:
@@ -41,8 +43,11 @@ def keep_info_components(singular_values: torch.Tensor, keep_info: float) -> int
     return int(torch.searchsorted(share, bound).item()) + 1
 
 
+@register_model("pca")
 class PCA(Model):
     """Linear projection on the top principal axes.
+
+    Registered as ``pca``: PCA by SVD (cookbook 7.1: MNIST, no centring, keep_info 0.1 -> 3 components).
 
     Parameters
     ----------
@@ -63,16 +68,15 @@ class PCA(Model):
         n_features: int = 784,
         n_components: int = 2,
         center: bool = True,
-        keep_info: float = 0.0,
+        keep_info: Probability = 0.0,
         image_shape: list[int] | None = None,
     ) -> None:
         super().__init__()
+        check_arguments(PCA.__init__, locals())
         if not 1 <= n_components <= n_features:
             raise ConfigError(
                 f"model 'pca' n_components must be between 1 and n_features = {n_features}, got {n_components}"
             )
-        if not 0.0 <= keep_info <= 1.0:
-            raise ConfigError(f"model 'pca' keep_info must be in [0, 1], got {keep_info}")
         self.n_features, self.n_components, self.center, self.keep_info = n_features, n_components, center, keep_info
         self.image_shape = image_shape_of(n_features, image_shape)
         # zeros until fitted: the untrained model reconstructs every row as 0
@@ -96,7 +100,8 @@ class PCA(Model):
         """The reconstruction of each row from its top components (n, n_features)."""
         return self.decode(self.encode(x))
 
-    def _mse(self, x: torch.Tensor) -> torch.Tensor:
+    def reconstruction_mse(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean squared reconstruction error of each row (n,)."""
         x = x.reshape(len(x), -1)
         return (self(x) - x).pow(2).mean(1)
 
@@ -144,7 +149,7 @@ class PCA(Model):
 
     def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Mean squared reconstruction error (differentiable in components and mean)."""
-        return self._mse(batch[0]).mean(), {}
+        return self.reconstruction_mse(batch[0]).mean(), {}
 
     def configure_optimizers(self) -> dict[str, list[dict[str, Any]]]:
         """None: the components come from the covariance, not by gradient steps."""
@@ -155,10 +160,10 @@ class PCA(Model):
         self.partial_fit(x, reset=engine.batch == 0)
         with torch.no_grad():
             kept = self.explained_variance_ratio[: self.n_components].sum().float()
-            return {"loss": self._mse(x).mean(), "explained_variance_ratio": kept}
+            return {"loss": self.reconstruction_mse(x).mean(), "explained_variance_ratio": kept}
 
     def eval_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        return {"mse": self._mse(batch[0])}
+        return {"mse": self.reconstruction_mse(batch[0])}
 
     @torch.no_grad()
     def reference_metrics(self, data: Any) -> dict[str, float]:
@@ -200,8 +205,6 @@ class PCA(Model):
     def figures(self, data: Any, fig_dir: Path, title: str) -> list[Path]:
         """The test set on the first two axes coloured by label (``pca-2d.png``) and the explained variance of the
         first 50 axes with its running total (``explained-variance.png``)."""
-        from ..viz import _plt, _savefig, save_code_scatter
-
         written = []
         test = getattr(data, "test", None)
         if test is not None and self.n_components >= 2:
@@ -215,7 +218,7 @@ class PCA(Model):
             written.append(
                 save_code_scatter(z[:, :2], labels, fig_dir / "pca-2d.png", title=f"{title}: test set, first 2 axes")
             )
-        plt = _plt()
+        plt = pyplot()
         ratio = self.explained_variance_ratio[:50].cpu().numpy()
         fig, ax = plt.subplots(figsize=(6, 3.5))
         ks = range(1, len(ratio) + 1)
@@ -227,17 +230,5 @@ class PCA(Model):
         ax.set_title(f"{title}: explained variance")
         ax.legend()
         ax.grid(alpha=0.3)
-        written.append(_savefig(fig, fig_dir / "explained-variance.png"))
+        written.append(save_figure(fig, fig_dir / "explained-variance.png"))
         return written
-
-
-@register_model("pca")
-def pca(
-    n_features: int = 784,
-    n_components: int = 2,
-    center: bool = True,
-    keep_info: float = 0.0,
-    image_shape: list[int] | None = None,
-) -> PCA:
-    """PCA by SVD (cookbook 7.1: MNIST, no centring, keep_info 0.1 -> 3 components)."""
-    return PCA(n_features, n_components, center, keep_info, image_shape)

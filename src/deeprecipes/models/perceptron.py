@@ -19,11 +19,12 @@ from torch import nn
 from ..errors import ConfigError
 from ..registry import register_model
 from .base import Batch, Regressor
+from .params import Positive, check_arguments
 
 if TYPE_CHECKING:
     from ..training.engine import Engine
 
-__all__ = ["Perceptron", "perceptron", "threshold"]
+__all__ = ["Perceptron", "threshold"]
 
 
 def threshold(z: torch.Tensor) -> torch.Tensor:
@@ -31,8 +32,12 @@ def threshold(z: torch.Tensor) -> torch.Tensor:
     return (z >= 0).to(z.dtype)
 
 
+@register_model("perceptron")
 class Perceptron(Regressor):
     """``Y_hat = threshold(x W + b)`` with targets in {0, 1}.
+
+    Registered as ``perceptron``: single-layer perceptron (cookbook 3.2: n_inputs 4 with the bias column, bias
+    false, eta 0.4, std 2).
 
     Parameters
     ----------
@@ -49,11 +54,10 @@ class Perceptron(Regressor):
     """
 
     def __init__(
-        self, n_inputs: int = 3, bias: bool = True, eta: float = 0.4, std: float = 2.0, epsilon: float = 1e-3
+        self, n_inputs: int = 3, bias: bool = True, eta: Positive = 0.4, std: float = 2.0, epsilon: float = 1e-3
     ) -> None:
         super().__init__()
-        if eta <= 0:
-            raise ConfigError(f"model 'perceptron' eta must be > 0, got {eta}")
+        check_arguments(Perceptron.__init__, locals())
         self.n_inputs, self.eta, self.epsilon = n_inputs, eta, epsilon
         self.weight = nn.Parameter(torch.randn(n_inputs, 1) * std)
         self.bias = nn.Parameter(torch.randn(1) * std) if bias else None
@@ -98,11 +102,3 @@ class Perceptron(Regressor):
         x, y = batch[0], batch[1]
         out["accuracy"] = (self(x).reshape(-1) == y.reshape(-1).to(x.dtype)).float()
         return out
-
-
-@register_model("perceptron")
-def perceptron(
-    n_inputs: int = 3, bias: bool = True, eta: float = 0.4, std: float = 2.0, epsilon: float = 1e-3
-) -> Perceptron:
-    """Single-layer perceptron (cookbook 3.2: n_inputs 4 with the bias column, bias false, eta 0.4, std 2)."""
-    return Perceptron(n_inputs, bias, eta, std, epsilon)

@@ -26,15 +26,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from ..errors import ConfigError
-from ..registry import register_model
+from ..registry import register_model, register_preset
+from ..viz import save_image_rows
 from .base import Batch, Model
+from .params import NonNegativeInt, OneOf, Positive, PositiveInt, Rate, check_arguments, choices
 
 if TYPE_CHECKING:
     from ..training.engine import Engine
@@ -46,18 +48,21 @@ __all__ = [
     "ais_betas",
     "ais_log_partition",
     "exact_log_partition",
-    "rbm",
-    "gaussian_rbm",
+    "Visible",
 ]
 
-VISIBLE = ("bernoulli", "gaussian")
-INITS = ("normal", "glorot-sigmoid")
-BINARIZE = ("none", "threshold", "sample")
+#: binary visible units, or unit-variance Gaussian ones
+Visible = Annotated[str, OneOf("bernoulli", "gaussian")]
+VISIBLE = choices(Visible)
+Init = Annotated[str, OneOf("normal", "glorot-sigmoid")]
+Binarize = Annotated[str, OneOf("none", "threshold", "sample")]
 _LOG_2PI = math.log(2 * math.pi)
 
 
+@register_model("rbm")
 class RBM(Model):
-    """A restricted Boltzmann machine with binary hidden units.
+    """A restricted Boltzmann machine with binary hidden units: Bernoulli-Bernoulli (``visible='gaussian'`` for
+    Gaussian visible units), CD-k or PCD-k.
 
     Parameters
     ----------
@@ -91,8 +96,9 @@ class RBM(Model):
     final_ais_betas : int
         At the end of a run, a more careful estimate (Salakhutdinov & Murray: 14,500) gives ``test_ais_loglik``
         (0 = skip).
-    image_shape : tuple of int, optional
-        How to show visible vectors (filters, reconstructions, samples) as pictures.
+    image_shape : list of int, optional
+        How to show visible vectors (filters, reconstructions, samples) as pictures, used when it has ``n_visible``
+        pixels: None means 28 x 28, ``[]`` no pictures.
     sample_every, sample_rows : int
         The samples picture: ``sample_rows`` rows of 20 persistent chains started at test images, ``sample_every``
         Gibbs steps apart (deeplearning.net: 10 rows, 1,000 steps).
@@ -103,57 +109,34 @@ class RBM(Model):
 
     def __init__(
         self,
-        n_visible: int = 784,
-        n_hidden: int = 500,
+        n_visible: PositiveInt = 784,
+        n_hidden: PositiveInt = 500,
         *,
-        visible: str = "bernoulli",
-        k: int = 1,
+        visible: Visible = "bernoulli",
+        k: PositiveInt = 1,
         persistent: bool = False,
-        n_chains: int = 20,
-        sparsity_target: float = 0.0,
+        n_chains: PositiveInt = 20,
+        sparsity_target: Rate = 0.0,
         sparsity_cost: float = 0.0,
-        init: str = "normal",
-        init_std: float = 0.01,
+        init: Init = "normal",
+        init_std: Positive = 0.01,
         sum_hidden_term: bool = False,
-        binarize: str = "none",
-        ais_runs: int = 100,
-        ais_betas: int = 1000,
-        final_ais_betas: int = 0,
-        image_shape: tuple[int, ...] | None = (28, 28),
-        sample_every: int = 1000,
-        sample_rows: int = 10,
+        binarize: Binarize = "none",
+        ais_runs: PositiveInt = 100,
+        ais_betas: NonNegativeInt = 1000,
+        final_ais_betas: NonNegativeInt = 0,
+        image_shape: list[int] | None = None,
+        sample_every: PositiveInt = 1000,
+        sample_rows: NonNegativeInt = 10,
         train_monitor: bool = True,
     ) -> None:
         super().__init__()
-        for name, value, allowed in (
-            ("visible", visible, VISIBLE),
-            ("init", init, INITS),
-            ("binarize", binarize, BINARIZE),
-        ):
-            if value not in allowed:
-                raise ConfigError(f"model.{name} must be one of {', '.join(allowed)}; got {value!r}")
-        for name, value, low in (
-            ("n_visible", n_visible, 1),
-            ("n_hidden", n_hidden, 1),
-            ("k", k, 1),
-            ("n_chains", n_chains, 1),
-            ("ais_runs", ais_runs, 1),
-            ("ais_betas", ais_betas, 0),
-            ("final_ais_betas", final_ais_betas, 0),
-            ("sample_every", sample_every, 1),
-            ("sample_rows", sample_rows, 0),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"model.{name} must be an integer >= {low}, got {value!r}")
-        if not 0.0 <= sparsity_target < 1.0:
-            raise ConfigError(f"model.sparsity_target must be in [0, 1), got {sparsity_target}")
+        check_arguments(RBM.__init__, locals())
         if sparsity_cost < 0 or (sparsity_cost > 0 and sparsity_target <= 0):
             raise ConfigError(
                 f"model.sparsity_cost must be >= 0 and needs sparsity_target in (0, 1); got cost {sparsity_cost}, "
                 f"target {sparsity_target}"
             )
-        if init_std <= 0:
-            raise ConfigError(f"model.init_std must be > 0, got {init_std}")
         if visible == "gaussian" and binarize != "none":
             raise ConfigError("model.binarize needs visible = 'bernoulli' (Gaussian units model real values)")
         self.n_visible, self.n_hidden, self.visible = n_visible, n_hidden, visible
@@ -163,7 +146,8 @@ class RBM(Model):
         self.ais_runs, self.ais_betas, self.final_ais_betas = ais_runs, ais_betas, final_ais_betas
         self.sample_every, self.sample_rows = sample_every, sample_rows
         self.train_monitor = train_monitor
-        self.image_shape = tuple(image_shape) if image_shape and math.prod(image_shape) == n_visible else None
+        shape = (28, 28) if image_shape is None else tuple(image_shape)
+        self.image_shape = shape if shape and math.prod(shape) == n_visible else None
         if init == "normal":
             w = torch.randn(n_visible, n_hidden) * init_std
         else:
@@ -436,8 +420,6 @@ class RBM(Model):
         test = getattr(data, "test", None)
         if self.image_shape is None or not self.sample_rows or test is None:
             return []
-        from ..viz import save_image_rows
-
         start = test.x[:20].to(self.W.device)
         rows = {"start": self._as_images(start)}
         for i, mean in enumerate(self.sample_chains(start, self.sample_rows, self.sample_every)):
@@ -583,60 +565,9 @@ def ais_log_partition(
     return log_z0 + log_mean_w, logw.cpu()
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# builders
-
-
-def _create(image_shape: Sequence[int] | None, **kwargs: Any) -> RBM:
-    """``image_shape`` None means 28 x 28 (used only when it has ``n_visible`` pixels); ``[]`` means no pictures."""
-    shape = (28, 28) if image_shape is None else tuple(image_shape)
-    return RBM(image_shape=shape or None, **kwargs)
-
-
-@register_model("rbm")
-def rbm(
-    n_visible: int = 784,
-    n_hidden: int = 500,
-    visible: str = "bernoulli",
-    k: int = 1,
-    persistent: bool = False,
-    n_chains: int = 20,
-    sparsity_target: float = 0.0,
-    sparsity_cost: float = 0.0,
-    init: str = "normal",
-    init_std: float = 0.01,
-    sum_hidden_term: bool = False,
-    binarize: str = "none",
-    ais_runs: int = 100,
-    ais_betas: int = 1000,
-    final_ais_betas: int = 0,
-    image_shape: list[int] | None = None,
-    sample_every: int = 1000,
-    sample_rows: int = 10,
-    train_monitor: bool = True,
-) -> RBM:
-    """Bernoulli-Bernoulli RBM (``visible='gaussian'`` for Gaussian visible units), CD-k or PCD-k."""
-    return _create(**dict(locals()))
-
-
-@register_model("gaussian-rbm")
-def gaussian_rbm(
-    n_visible: int = 784,
-    n_hidden: int = 500,
-    k: int = 1,
-    persistent: bool = False,
-    n_chains: int = 20,
-    sparsity_target: float = 0.0,
-    sparsity_cost: float = 0.0,
-    init: str = "normal",
-    init_std: float = 0.01,
-    ais_runs: int = 100,
-    ais_betas: int = 1000,
-    final_ais_betas: int = 0,
-    image_shape: list[int] | None = None,
-    sample_every: int = 1000,
-    sample_rows: int = 10,
-    train_monitor: bool = True,
-) -> RBM:
-    """Gaussian-Bernoulli RBM: unit-variance Gaussian visible units for standardized real-valued data."""
-    return _create(visible="gaussian", **dict(locals()))
+register_preset(
+    "gaussian-rbm",
+    RBM,
+    doc="Gaussian-Bernoulli RBM: unit-variance Gaussian visible units for standardized real-valued data.",
+    fixed={"visible": "gaussian", "sum_hidden_term": False, "binarize": "none"},
+)

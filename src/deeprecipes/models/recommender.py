@@ -20,8 +20,7 @@ item's mean training rating (``*_item_mean_rmse``) and ranking by popularity, th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import torch
 from torch.nn import functional as F
@@ -29,6 +28,7 @@ from torch.nn import functional as F
 from ..errors import ConfigError
 from ..registry import create_model, register_model
 from .base import Batch, Model
+from .params import OneOf, PositiveInt, check_arguments
 
 if TYPE_CHECKING:
     from ..training.engine import Engine
@@ -51,8 +51,12 @@ def precision_at_n(scores: torch.Tensor, seen: torch.Tensor, liked: torch.Tensor
     return torch.where(liked.any(1), hits, torch.full_like(hits, float("nan")))
 
 
+@register_model("rbm-recommender")
 class RBMRecommender(Model):
     """An RBM over items whose visible vector is one user's ratings, with missing ratings masked out.
+
+    Registered as ``rbm-recommender``: cookbook 7.5, an RBM of ``n_items`` visible units (3883 MovieLens movies)
+    and 20 hidden units over each user's ratings, missing ratings masked; recommends the best-scored unrated items.
 
     Parameters
     ----------
@@ -60,8 +64,8 @@ class RBMRecommender(Model):
         Visible units (one per item) and hidden units (cookbook: 3883 movies, 20).
     k : int
         Gibbs steps of contrastive divergence.
-    scale : [lowest, highest]
-        The rating scale; the data hold ``rating / highest``.
+    scale : [lowest, highest], optional
+        The rating scale (default 1 to 5); the data hold ``rating / highest``.
     liked : float
         A held-out rating at least this high (rating units) counts as relevant for precision@10.
     top_n : int
@@ -80,21 +84,19 @@ class RBMRecommender(Model):
         n_hidden: int = 20,
         *,
         k: int = 1,
-        scale: Sequence[float] = (1, 5),
+        scale: list[float] | None = None,
         liked: float = 4.0,
-        top_n: int = 10,
-        negative: str = "sample",
+        top_n: PositiveInt = 10,
+        negative: Annotated[str, OneOf("sample", "mean")] = "sample",
         rbm_args: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        check_arguments(RBMRecommender.__init__, locals())
+        scale = tuple(scale or (1, 5))
         if len(scale) != 2 or not 0 < scale[0] < scale[1]:
             raise ConfigError(f"model.scale must be [lowest, highest] with 0 < lowest < highest, got {list(scale)}")
         if not scale[0] <= liked <= scale[1]:
             raise ConfigError(f"model.liked must lie on the rating scale {scale[0]:g}..{scale[1]:g}, got {liked}")
-        if isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1:
-            raise ConfigError(f"model.top_n must be an integer >= 1, got {top_n!r}")
-        if negative not in ("sample", "mean"):
-            raise ConfigError(f"model.negative must be 'sample' or 'mean', got {negative!r}")
         args = {"ais_betas": 0, "image_shape": [], **(rbm_args or {})}
         if args.get("visible", "bernoulli") != "bernoulli" or args.get("persistent", False):
             raise ConfigError("model.rbm_args: the recommender needs Bernoulli visible units and plain CD-k")
@@ -231,28 +233,3 @@ class RBMRecommender(Model):
                 out[f"{name}_{key}"] = value
         self.train(was)
         return out
-
-
-@register_model("rbm-recommender")
-def rbm_recommender(
-    n_items: int = 3883,
-    n_hidden: int = 20,
-    k: int = 1,
-    scale: list[float] | None = None,
-    liked: float = 4.0,
-    top_n: int = 10,
-    negative: str = "sample",
-    rbm_args: dict[str, Any] | None = None,
-) -> RBMRecommender:
-    """Cookbook 7.5: an RBM of ``n_items`` visible units (3883 MovieLens movies) and 20 hidden units over each
-    user's ratings, missing ratings masked; recommends the best-scored unrated items."""
-    return RBMRecommender(
-        n_items,
-        n_hidden,
-        k=k,
-        scale=tuple(scale or (1, 5)),
-        liked=liked,
-        top_n=top_n,
-        negative=negative,
-        rbm_args=rbm_args,
-    )

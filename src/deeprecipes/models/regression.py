@@ -16,9 +16,10 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..registry import register_model
+from ..viz import pyplot, save_figure
 from .base import Regressor
 
-__all__ = ["MLPRegressor", "mlp_regressor", "predictions", "save_predicted_vs_actual"]
+__all__ = ["MLPRegressor", "predictions", "save_predicted_vs_actual"]
 
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "identity": nn.Identity}
 
@@ -47,9 +48,7 @@ def _unscale(values: torch.Tensor, data: Any, part: str = "train") -> tuple[torc
 def save_predicted_vs_actual(model: nn.Module, data: Any, path: Path, title: str = "") -> Path:
     """Scatter of predicted against actual targets (first output) for the test split, and the training split in
     grey, with the line y = x; in the target's own units when the dataset min-max scaled it."""
-    from ..viz import _plt, _savefig
-
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 5.5))
     lo, hi = float("inf"), float("-inf")
     for part, colour, size in (("train", "0.65", 8), ("test", "tab:blue", 14)):
@@ -68,7 +67,7 @@ def save_predicted_vs_actual(model: nn.Module, data: Any, path: Path, title: str
     ax.grid(alpha=0.3)
     if title:
         ax.set_title(title)
-    return _savefig(fig, path)
+    return save_figure(fig, path)
 
 
 def scaled_metrics(model: Regressor, data: Any, metrics: dict[str, float]) -> dict[str, float]:
@@ -88,9 +87,13 @@ def scaled_metrics(model: Regressor, data: Any, metrics: dict[str, float]) -> di
     }
 
 
+@register_model("mlp-regressor")
 class MLPRegressor(Regressor):
     """Fully connected network for regression: hidden layers with one activation, then a linear layer and an
     optional output squashing (sigmoid for targets scaled to [0, 1], as in cookbook 3.5).
+
+    Registered as ``mlp-regressor``: cookbook 3.5's function approximator, n_inputs -> 20 ReLU -> 1 sigmoid (hidden
+    default [20]).
 
     Parameters
     ----------
@@ -153,17 +156,3 @@ class MLPRegressor(Regressor):
 
     def figures(self, data: Any, fig_dir: Path, title: str) -> list[Path]:
         return [save_predicted_vs_actual(self, data, fig_dir / "predicted-vs-actual.png", f"{title}: test set")]
-
-
-@register_model("mlp-regressor")
-def mlp_regressor(
-    n_inputs: int = 3,
-    hidden: list[int] | None = None,
-    activation: str = "relu",
-    output: str = "sigmoid",
-    n_outputs: int = 1,
-    loss: str = "mse",
-    huber_delta: float = 1.0,
-) -> MLPRegressor:
-    """Cookbook 3.5's function approximator: n_inputs -> 20 ReLU -> 1 sigmoid (hidden default [20])."""
-    return MLPRegressor(n_inputs, hidden, activation, output, n_outputs, loss, huber_delta)

@@ -20,21 +20,22 @@ from torch import nn
 from ..registry import register_model
 from .base import Classifier, Model
 from .cells import make_rnn, run_rnn
+from .params import NonNegative, PositiveInt, check_arguments
 
 __all__ = [
     "LSTMClassifier",
-    "lstm_classifier",
     "SequenceClassifier",
     "SequenceTagger",
     "EncoderDecoder",
-    "rnn_sequence_classifier",
-    "rnn_sequence_tagger",
-    "rnn_encoder_decoder",
 ]
 
 
+@register_model("lstm-classifier")
 class LSTMClassifier(Classifier):
     """LSTM over a sequence, linear readout of the last output.
+
+    Registered as ``lstm-classifier``: row-by-row sequence classifier (course lab / blog 001: 128 units; blog 000:
+    28 units).
 
     Parameters
     ----------
@@ -49,13 +50,14 @@ class LSTMClassifier(Classifier):
 
     def __init__(
         self,
-        input_size: int = 28,
-        hidden_size: int = 128,
-        num_layers: int = 1,
-        num_classes: int = 10,
+        input_size: PositiveInt = 28,
+        hidden_size: PositiveInt = 128,
+        num_layers: PositiveInt = 1,
+        num_classes: PositiveInt = 10,
         forget_bias: float = 1.0,
-        readout_std: float = 1.0,
+        readout_std: NonNegative = 1.0,
     ) -> None:
+        check_arguments(LSTMClassifier.__init__, locals())
         super().__init__()
         self.input_size = input_size
         self.lstm = nn.LSTM(input_size, hidden_size, num_layers=num_layers, batch_first=True)
@@ -81,19 +83,6 @@ class LSTMClassifier(Classifier):
         return self.readout(out[:, -1])
 
 
-@register_model("lstm-classifier")
-def lstm_classifier(
-    input_size: int = 28,
-    hidden_size: int = 128,
-    num_layers: int = 1,
-    num_classes: int = 10,
-    forget_bias: float = 1.0,
-    readout_std: float = 1.0,
-) -> LSTMClassifier:
-    """Row-by-row sequence classifier (course lab / blog 001: 128 units; blog 000: 28 units)."""
-    return LSTMClassifier(input_size, hidden_size, num_layers, num_classes, forget_bias, readout_std)
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # sequence shapes (cookbook 6.6, Karpathy's figure): many-to-one, many-to-many of the same length, encoder-decoder.
 # Inputs are token ids (batch, steps) padded with 0 at the end; lengths are where the padding starts, and padded steps
@@ -104,14 +93,28 @@ def _lengths(x: torch.Tensor) -> torch.Tensor:
     return (x != 0).sum(1)
 
 
+def _tagging_layers(
+    model: nn.Module, vocab_size: int, embed_size: int, cell: str, hidden_size: int, num_layers: int, dropout: float,
+    bidirectional: bool, num_classes: int,
+) -> None:  # fmt: skip
+    """The layers of the classifier and the tagger, built in this order: token embedding (0 = padding), the
+    recurrent stack, and the readout of its (both directions') output."""
+    model.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=0)
+    model.rnn = make_rnn(cell, embed_size, hidden_size, num_layers, dropout, bidirectional)
+    model.readout = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
+
+
 def _final_hidden(state: torch.Tensor | tuple[torch.Tensor, torch.Tensor], bidirectional: bool) -> torch.Tensor:
     """Last layer's final hidden state (both directions concatenated) -> (batch, hidden * directions)."""
     h = state[0] if isinstance(state, tuple) else state
     return torch.cat([h[-2], h[-1]], 1) if bidirectional else h[-1]
 
 
+@register_model("rnn-sequence-classifier")
 class SequenceClassifier(Classifier):
     """Many-to-one: embed the tokens, run the recurrent stack to each sequence's own end, classify its final state.
+
+    Registered as ``rnn-sequence-classifier``: over 0-padded token sequences of any length.
 
     Parameters
     ----------
@@ -138,9 +141,9 @@ class SequenceClassifier(Classifier):
     ) -> None:
         super().__init__()
         self.bidirectional = bidirectional
-        self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=0)
-        self.rnn = make_rnn(cell, embed_size, hidden_size, num_layers, dropout, bidirectional)
-        self.readout = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
+        _tagging_layers(
+            self, vocab_size, embed_size, cell, hidden_size, num_layers, dropout, bidirectional, num_classes
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x int64 (batch, steps), 0-padded -> logits (batch, num_classes)."""
@@ -149,8 +152,11 @@ class SequenceClassifier(Classifier):
         return self.readout(_final_hidden(state, self.bidirectional))
 
 
+@register_model("rnn-sequence-tagger")
 class SequenceTagger(Model):
     """Many-to-many, same length: one class per input step (0 = padding, not scored).
+
+    Registered as ``rnn-sequence-tagger``: stacked and bidirectional by default.
 
     Evaluation reports per-sequence ``loss`` and ``accuracy``, each the mean over the sequence's own steps.
     """
@@ -167,9 +173,9 @@ class SequenceTagger(Model):
         num_classes: int = 12,
     ) -> None:
         super().__init__()
-        self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=0)
-        self.rnn = make_rnn(cell, embed_size, hidden_size, num_layers, dropout, bidirectional)
-        self.readout = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
+        _tagging_layers(
+            self, vocab_size, embed_size, cell, hidden_size, num_layers, dropout, bidirectional, num_classes
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x int64 (batch, steps) -> logits (batch, steps, num_classes)."""
@@ -195,9 +201,12 @@ class SequenceTagger(Model):
         return {"loss": ce.sum(1) / n, "accuracy": right.sum(1) / n}
 
 
+@register_model("rnn-encoder-decoder")
 class EncoderDecoder(Model):
     """Encoder-decoder (unsynced many-to-many): the encoder's final state starts a decoder that writes the target
     sequence, fed the previous target token while training (teacher forcing) and its own output when decoding.
+
+    Registered as ``rnn-encoder-decoder`` (teacher forcing in training, greedy decoding in evaluation).
 
     Targets ``y`` (batch, out_steps) end with ``eos`` and are 0-padded after it. The decoder reads token ``go``
     first. Evaluation reports per-sequence ``loss`` (teacher-forced, mean over the target's own tokens),
@@ -266,50 +275,3 @@ class EncoderDecoder(Model):
             "accuracy": right.sum(1) / n,
             "sequence_accuracy": (right.sum(1) == mask.sum(1)).float(),
         }
-
-
-@register_model("rnn-sequence-classifier")
-def rnn_sequence_classifier(
-    vocab_size: int = 12,
-    embed_size: int = 16,
-    cell: str = "lstm",
-    hidden_size: int = 64,
-    num_layers: int = 1,
-    bidirectional: bool = False,
-    dropout: float = 0.0,
-    num_classes: int = 10,
-) -> SequenceClassifier:
-    """Many-to-one classifier over 0-padded token sequences of any length."""
-    return SequenceClassifier(
-        vocab_size, embed_size, cell, hidden_size, num_layers, bidirectional, dropout, num_classes
-    )
-
-
-@register_model("rnn-sequence-tagger")
-def rnn_sequence_tagger(
-    vocab_size: int = 12,
-    embed_size: int = 16,
-    cell: str = "gru",
-    hidden_size: int = 64,
-    num_layers: int = 2,
-    bidirectional: bool = True,
-    dropout: float = 0.0,
-    num_classes: int = 12,
-) -> SequenceTagger:
-    """Many-to-many tagger (one class per step), stacked and bidirectional by default."""
-    return SequenceTagger(vocab_size, embed_size, cell, hidden_size, num_layers, bidirectional, dropout, num_classes)
-
-
-@register_model("rnn-encoder-decoder")
-def rnn_encoder_decoder(
-    vocab_size: int = 13,
-    embed_size: int = 16,
-    cell: str = "lstm",
-    hidden_size: int = 128,
-    num_layers: int = 1,
-    dropout: float = 0.0,
-    eos: int = 11,
-    go: int = 12,
-) -> EncoderDecoder:
-    """Encoder-decoder over token sequences (teacher forcing in training, greedy decoding in evaluation)."""
-    return EncoderDecoder(vocab_size, embed_size, cell, hidden_size, num_layers, dropout, eos, go)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import nn
@@ -31,17 +31,24 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..errors import ConfigError, DataError
 from ..registry import register_model
+from ..viz import pyplot, save_figure
 from .base import Batch, Model
+from .params import NonNegative, OneOf, Positive, PositiveInt, Rate, check_arguments, choices
 
-__all__ = ["Seq2Seq", "seq2seq", "ATTENTIONS"]
+__all__ = ["Seq2Seq", "ATTENTIONS"]
 
 PAD, BOS, EOS = 0, 1, 2  # as deeprecipes.data.translation
-ATTENTIONS = ("none", "luong", "scaled_luong", "bahdanau")
+Attention = Annotated[str, OneOf("none", "luong", "scaled_luong", "bahdanau")]
+ATTENTIONS = choices(Attention)
 _PLACEHOLDER_VOCAB = 8  # size used until prepare_data sees the dataset's vocabularies
 
 
+@register_model("seq2seq")
 class Seq2Seq(Model):
     """Encoder-decoder LSTM over token ids, with or without attention.
+
+    Registered as ``seq2seq`` (cookbook 6.1-6.3: 2 layers of 128, dropout 0.2); attention
+    none/luong/scaled_luong/bahdanau; vocabulary sizes 0 = from the dataset.
 
     Parameters
     ----------
@@ -67,41 +74,25 @@ class Seq2Seq(Model):
         self,
         src_vocab_size: int = 0,
         tgt_vocab_size: int = 0,
-        embedding_size: int = 128,
-        hidden_size: int = 128,
-        num_layers: int = 2,
-        dropout: float = 0.2,
-        attention: str = "none",
-        beam_width: int = 5,
+        embedding_size: PositiveInt = 128,
+        hidden_size: PositiveInt = 128,
+        num_layers: PositiveInt = 2,
+        dropout: Rate = 0.2,
+        attention: Attention = "none",
+        beam_width: PositiveInt = 5,
         length_penalty: float = 0.0,
-        max_length_factor: float = 2.0,
-        temperature: float = 1.0,
-        init_scale: float = 0.1,
+        max_length_factor: Positive = 2.0,
+        temperature: Positive = 1.0,
+        init_scale: NonNegative = 0.1,
     ) -> None:
         super().__init__()
-        if attention not in ATTENTIONS:
-            raise ConfigError(f"model 'seq2seq' attention must be one of {', '.join(ATTENTIONS)}; got {attention!r}")
+        check_arguments(Seq2Seq.__init__, locals())
         for name, v in (
             ("src_vocab_size", src_vocab_size),
             ("tgt_vocab_size", tgt_vocab_size),
         ):
             if v != 0 and v <= EOS:
                 raise ConfigError(f"model 'seq2seq' {name} must be 0 (from the data) or > {EOS + 1}, got {v}")
-        for name, v in (
-            ("embedding_size", embedding_size),
-            ("hidden_size", hidden_size),
-            ("num_layers", num_layers),
-            ("beam_width", beam_width),
-        ):
-            if v < 1:
-                raise ConfigError(f"model 'seq2seq' {name} must be >= 1, got {v}")
-        if not 0.0 <= dropout < 1.0:
-            raise ConfigError(f"model 'seq2seq' dropout must be in [0, 1), got {dropout}")
-        if max_length_factor <= 0 or temperature <= 0 or init_scale < 0:
-            raise ConfigError(
-                "model 'seq2seq' max_length_factor and temperature must be > 0 and init_scale >= 0; "
-                f"got {max_length_factor}, {temperature}, {init_scale}"
-            )
         self.src_vocab_size, self.tgt_vocab_size = src_vocab_size, tgt_vocab_size
         self.embedding_size, self.hidden_size, self.num_layers = embedding_size, hidden_size, num_layers
         self.dropout_p, self.attention = dropout, attention
@@ -435,9 +426,7 @@ def save_attention(
     sources: list[list[str]], outputs: list[list[str]], weights: torch.Tensor, path: Path, title: str = ""
 ) -> Path:
     """Attention matrices, one panel per sentence: rows the output tokens, columns the source words."""
-    from ..viz import _plt, _savefig
-
-    plt = _plt()
+    plt = pyplot()
     n = len(sources)
     cols = min(n, 2)
     rows = math.ceil(n / cols)
@@ -455,37 +444,4 @@ def save_attention(
         ax.set_ylabel("output")
     fig.suptitle(title)
     fig.tight_layout()
-    return _savefig(fig, path)
-
-
-@register_model("seq2seq")
-def seq2seq(
-    src_vocab_size: int = 0,
-    tgt_vocab_size: int = 0,
-    embedding_size: int = 128,
-    hidden_size: int = 128,
-    num_layers: int = 2,
-    dropout: float = 0.2,
-    attention: str = "none",
-    beam_width: int = 5,
-    length_penalty: float = 0.0,
-    max_length_factor: float = 2.0,
-    temperature: float = 1.0,
-    init_scale: float = 0.1,
-) -> Seq2Seq:
-    """Encoder-decoder LSTM (cookbook 6.1-6.3: 2 layers of 128, dropout 0.2); attention none/luong/scaled_luong/
-    bahdanau; vocabulary sizes 0 = from the dataset."""
-    return Seq2Seq(
-        src_vocab_size,
-        tgt_vocab_size,
-        embedding_size,
-        hidden_size,
-        num_layers,
-        dropout,
-        attention,
-        beam_width,
-        length_penalty,
-        max_length_factor,
-        temperature,
-        init_scale,
-    )
+    return save_figure(fig, path)

@@ -19,9 +19,8 @@ from torch's global generator, which the engine checkpoints, so a resumed run se
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import nn
@@ -29,9 +28,11 @@ from torch import nn
 from ..data.pairs import fixed_pairs, sample_pairs
 from ..errors import ConfigError, DataError
 from ..registry import register_model
+from ..viz import pyplot, save_figure
 from .base import Batch, Model
+from .params import OneOf, Positive, PositiveInt, Probability, check_arguments
 
-__all__ = ["SiameseNet", "contrastive_loss", "pair_distance", "siamese_mlp"]
+__all__ = ["SiameseNet", "contrastive_loss", "pair_distance"]
 
 EVAL_PAIR_SEED = 20170101  # evaluation pairs are drawn from a generator seeded with this: the same every epoch
 
@@ -59,15 +60,18 @@ def contrastive_loss(
     raise ValueError(f"loss must be 'spring' or 'step', got {kind!r}")
 
 
+@register_model("siamese-mlp")
 class SiameseNet(Model):
     """Shared fully connected encoder to a low-dimensional embedding, trained on pairs with the contrastive loss.
+
+    Registered as ``siamese-mlp`` (ywpkwon/siamese_tf_mnist: 784-1024-1024-2, margin 5, spring loss).
 
     Parameters
     ----------
     input_size : int
         Features per sample (784); images (batch, 28, 28) are flattened.
-    hidden_sizes : sequence of int
-        ReLU layers of the encoder (repository: 1024, 1024).
+    hidden_sizes : list of int, optional
+        ReLU layers of the encoder (default, the repository's: 1024, 1024).
     embedding_size : int
         Output units, no activation (2: the points are plotted directly).
     margin : float
@@ -88,27 +92,19 @@ class SiameseNet(Model):
     def __init__(
         self,
         input_size: int = 784,
-        hidden_sizes: Sequence[int] = (1024, 1024),
+        hidden_sizes: list[int] | None = None,
         embedding_size: int = 2,
-        margin: float = 5.0,
-        loss: str = "spring",
-        pairing: str = "balanced",
-        genuine_fraction: float = 0.5,
+        margin: Positive = 5.0,
+        loss: Annotated[str, OneOf("spring", "step")] = "spring",
+        pairing: Annotated[str, OneOf("balanced", "random")] = "balanced",
+        genuine_fraction: Probability = 0.5,
         init_std: float = 0.01,
         init_bias: float = 0.01,
-        knn: int = 5,
+        knn: PositiveInt = 5,
     ) -> None:
         super().__init__()
-        if loss not in ("spring", "step"):
-            raise ConfigError(f"model argument 'loss' must be 'spring' or 'step', got {loss!r}")
-        if pairing not in ("balanced", "random"):
-            raise ConfigError(f"model argument 'pairing' must be 'balanced' or 'random', got {pairing!r}")
-        if not 0.0 <= genuine_fraction <= 1.0:
-            raise ConfigError(f"model argument 'genuine_fraction' must be in [0, 1], got {genuine_fraction}")
-        if margin <= 0:
-            raise ConfigError(f"model argument 'margin' must be > 0, got {margin}")
-        if knn < 1:
-            raise ConfigError(f"model argument 'knn' must be >= 1, got {knn}")
+        check_arguments(SiameseNet.__init__, locals())
+        hidden_sizes = (1024, 1024) if hidden_sizes is None else hidden_sizes
         self.input_size = input_size
         self.margin = float(margin)
         self.loss = loss
@@ -262,9 +258,7 @@ def save_digit_map(z: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, 
     """Digits drawn at their 2-D points, tinted by label, skipping those that would overlap a digit already drawn."""
     from matplotlib import offsetbox
 
-    from ..viz import _plt, _savefig
-
-    plt = _plt()
+    plt = pyplot()
     z = z.detach().float().cpu()
     imgs = images.detach().float().cpu().reshape(len(images), 28, 28).clamp(0, 1)
     labels = labels.detach().cpu().long()
@@ -294,32 +288,4 @@ def save_digit_map(z: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, 
     ax.set_ylabel("embedding unit 2")
     if title:
         ax.set_title(title)
-    return _savefig(fig, path)
-
-
-@register_model("siamese-mlp")
-def siamese_mlp(
-    input_size: int = 784,
-    hidden_sizes: list[int] | None = None,
-    embedding_size: int = 2,
-    margin: float = 5.0,
-    loss: str = "spring",
-    pairing: str = "balanced",
-    genuine_fraction: float = 0.5,
-    init_std: float = 0.01,
-    init_bias: float = 0.01,
-    knn: int = 5,
-) -> SiameseNet:
-    """Fully connected Siamese network (ywpkwon/siamese_tf_mnist: 784-1024-1024-2, margin 5, spring loss)."""
-    return SiameseNet(
-        input_size,
-        (1024, 1024) if hidden_sizes is None else hidden_sizes,
-        embedding_size,
-        margin,
-        loss,
-        pairing,
-        genuine_fraction,
-        init_std,
-        init_bias,
-        knn,
-    )
+    return save_figure(fig, path)

@@ -19,27 +19,33 @@ the training rows' names at their units, the book's "Color Grid SOM"), prototype
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
 from ..registry import register_model
+from ..viz import pyplot, save_figure, save_tiles
 from .base import Batch, Model
 from .kmeans import image_shape_of, majority_labels, sq_distances
+from .params import OneOf, PositiveInt, check_arguments, choices
 
 if TYPE_CHECKING:
     from ..training.engine import Engine
 
-__all__ = ["SOM", "som", "MODES", "INITS"]
+__all__ = ["SOM", "MODES", "INITS"]
 
-MODES = ("online", "batch")
-INITS = ("normal", "uniform")
+Mode = Annotated[str, OneOf("online", "batch")]
+Init = Annotated[str, OneOf("normal", "uniform")]
+MODES, INITS = choices(Mode), choices(Init)
 
 
+@register_model("som")
 class SOM(Model):
     """Kohonen self-organising map on an ``m x n`` lattice.
+
+    Registered as ``som`` (cookbook 7.3: 30 x 30, 400 iterations, sigma 10, eta 0.5, online, on colours).
 
     Parameters
     ----------
@@ -62,28 +68,21 @@ class SOM(Model):
 
     def __init__(
         self,
-        m: int = 30,
-        n: int = 30,
-        n_features: int = 3,
-        iterations: int = 400,
+        m: PositiveInt = 30,
+        n: PositiveInt = 30,
+        n_features: PositiveInt = 3,
+        iterations: PositiveInt = 400,
         sigma: float | None = None,
         eta: float = 0.5,
-        mode: str = "online",
-        init: str = "normal",
+        mode: Mode = "online",
+        init: Init = "normal",
         image_shape: list[int] | None = None,
     ) -> None:
         super().__init__()
-        if m < 1 or n < 1 or n_features < 1 or iterations < 1:
-            raise ConfigError(
-                f"model 'som' needs m, n, n_features and iterations >= 1, got {m}, {n}, {n_features}, {iterations}"
-            )
+        check_arguments(SOM.__init__, locals())
         sigma = max(m, n) / 2.0 if sigma is None else sigma
         if sigma <= 0 or eta <= 0:
             raise ConfigError(f"model 'som' sigma and eta must be > 0, got sigma = {sigma}, eta = {eta}")
-        if mode not in MODES:
-            raise ConfigError(f"model 'som' mode must be one of {', '.join(MODES)}; got {mode!r}")
-        if init not in INITS:
-            raise ConfigError(f"model 'som' init must be one of {', '.join(INITS)}; got {init!r}")
         self.m, self.n, self.n_features, self.iterations = m, n, n_features, iterations
         self.sigma, self.eta, self.mode, self.init = float(sigma), float(eta), mode, init
         self.image_shape = image_shape_of(n_features, image_shape)
@@ -145,7 +144,9 @@ class SOM(Model):
         self.weights.add_(torch.where(moved[:, None], eta * (target - self.weights), 0.0))
         return q2.mean() / self.n_features
 
-    def _errors(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def errors(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per row: ``quantization_error`` (distance to the best-matching unit), ``mse`` (its square per feature)
+        and ``topographic_error`` (1 when the two best units are not lattice neighbours)."""
         d2 = self.distances(x)
         two = d2.topk(min(2, d2.shape[1]), dim=1, largest=False)
         q2 = two.values[:, 0]
@@ -180,7 +181,7 @@ class SOM(Model):
         return {"loss": loss, "eta": torch.tensor(eta, device=dev), "sigma": torch.tensor(sigma, device=dev)}
 
     def eval_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        return self._errors(batch[0])
+        return self.errors(batch[0])
 
     @torch.no_grad()
     def _bmus(self, x: torch.Tensor, chunk: int = 10000) -> torch.Tensor:
@@ -220,15 +221,13 @@ class SOM(Model):
     def figures(self, data: Any, fig_dir: Path, title: str) -> list[Path]:
         """``u-matrix.png``; ``color-grid.png`` for 3 features (names of the training rows at their units);
         ``prototypes.png`` for image rows."""
-        from ..viz import _plt, _savefig, save_tiles
-
-        plt = _plt()
+        plt = pyplot()
         written = []
         fig, ax = plt.subplots(figsize=(6, 5.5))
         im = ax.imshow(self.u_matrix().numpy(), cmap="bone_r")
         fig.colorbar(im, ax=ax, shrink=0.8, label="mean distance to neighbours")
         ax.set_title(f"{title}: U-matrix")
-        written.append(_savefig(fig, fig_dir / "u-matrix.png"))
+        written.append(save_figure(fig, fig_dir / "u-matrix.png"))
         if self.n_features == 3:
             grid = self.weights.detach().float().cpu().reshape(self.m, self.n, 3).clamp(0, 1)
             fig, ax = plt.subplots(figsize=(7, 7))
@@ -243,24 +242,8 @@ class SOM(Model):
                             bbox={"facecolor": "white", "alpha": 0.5, "lw": 0})  # fmt: skip
             ax.set_title(f"{title}: Color Grid SOM")
             ax.axis("off")
-            written.append(_savefig(fig, fig_dir / "color-grid.png"))
+            written.append(save_figure(fig, fig_dir / "color-grid.png"))
         if self.image_shape is not None:
             protos = self.weights.detach().reshape(-1, *self.image_shape)
             written.append(save_tiles(protos, fig_dir / "prototypes.png", title=f"{title}: prototypes", ncols=self.n))
         return written
-
-
-@register_model("som")
-def som(
-    m: int = 30,
-    n: int = 30,
-    n_features: int = 3,
-    iterations: int = 400,
-    sigma: float | None = None,
-    eta: float = 0.5,
-    mode: str = "online",
-    init: str = "normal",
-    image_shape: list[int] | None = None,
-) -> SOM:
-    """Self-organising map (cookbook 7.3: 30 x 30, 400 iterations, sigma 10, eta 0.5, online, on colours)."""
-    return SOM(m, n, n_features, iterations, sigma, eta, mode, init, image_shape)

@@ -13,18 +13,19 @@ for unrolling) and trains with the engine on batches ``(x,)``: the autoencoders 
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..registry import create_model, register_model
-from .autoencoder import Denoising, check_corruption, check_unit_interval
-from .base import Batch, Classifier, Model
+from ..registry import create_model, register_preset
+from .autoencoder import Denoising, Loss, Noise, NoiseDraw, check_unit_interval
+from .base import Batch, ErrorRateClassifier, Model
+from .params import Probability, check_arguments
 
-__all__ = ["LayerStack", "DeepAutoencoder", "StackedClassifier"]
+__all__ = ["LayerStack", "StackedModel", "DeepAutoencoder", "StackedClassifier"]
 
 
 class LayerStack(nn.Module):
@@ -106,10 +107,19 @@ class LayerStack(nn.Module):
         return out
 
 
-class _Stacked:
-    """What layer-wise pretraining needs from a model built on a :class:`LayerStack`."""
+class StackedModel:
+    """What layer-wise pretraining needs from a model built on a :class:`LayerStack` (a mixin of the stacked
+    autoencoder and classifier models and of the deep belief network)."""
 
     stack: LayerStack
+
+    @classmethod
+    def on_stack(cls, stack: LayerStack, freeze: int, *args: Any, **kwargs: Any) -> Any:
+        """``cls(stack, *args, **kwargs)`` with its lowest ``freeze`` blocks fixed: what the registered
+        ``from_layers`` constructors return."""
+        model = cls(stack, *args, **kwargs)
+        model.freeze(freeze)
+        return model
 
     def pretrain_blocks(self) -> list[nn.Module]:
         return list(self.stack.blocks)
@@ -127,7 +137,8 @@ class _Stacked:
     def weight_images(self) -> dict[str, torch.Tensor]:
         return self.stack.blocks[0].weight_images()
 
-    def _check_input(self, x: torch.Tensor) -> None:
+    def check_input(self, x: torch.Tensor) -> None:
+        """The stack's input shape, and [0, 1] when the first block's loss is cross-entropy."""
         n = self.stack.sizes[0]
         if x.ndim != 2 or x.shape[1] != n:
             raise ConfigError(f"the stack's first layer takes inputs of shape (n, {n}), got {tuple(x.shape)}")
@@ -135,7 +146,7 @@ class _Stacked:
             check_unit_interval(x, "the first layer's loss 'bce'")
 
 
-class DeepAutoencoder(_Stacked, Denoising, Model):
+class DeepAutoencoder(StackedModel, Denoising, Model):
     """The stack unrolled: ``x -> encoders up -> code -> decoders down -> reconstruction``.
 
     Fine-tuning trains every encoder and decoder on the reconstruction of the clean input, optionally from a
@@ -147,24 +158,47 @@ class DeepAutoencoder(_Stacked, Denoising, Model):
         self,
         stack: LayerStack,
         *,
-        loss: str = "mse",
-        corruption: str = "none",
-        corruption_level: float = 0.0,
-        noise: str = "batch",
+        loss: Loss = "mse",
+        corruption: Noise = "none",
+        corruption_level: Probability = 0.0,
+        noise: NoiseDraw = "batch",
         image_shape: tuple[int, ...] | None = (28, 28),
         compare_pca: bool = False,
     ) -> None:
         super().__init__()
+        check_arguments(DeepAutoencoder.__init__, locals())
         self.compare_pca = compare_pca
-        if loss not in ("mse", "sse", "bce"):
-            raise ConfigError(f"model.loss must be one of mse, sse, bce; got {loss!r}")
-        check_corruption(corruption, corruption_level)
-        if noise not in ("batch", "once"):
-            raise ConfigError(f"model.noise must be 'batch' or 'once', got {noise!r}")
         self.stack = stack
         self.loss, self.corruption, self.corruption_level, self.noise = loss, corruption, corruption_level, noise
         n = stack.sizes[0]
         self.image_shape = tuple(image_shape) if image_shape and int(torch.tensor(image_shape).prod()) == n else None
+
+    @classmethod
+    def from_layers(
+        cls,
+        layer_sizes: list[int] | None = None,
+        block: str = "autoencoder",
+        block_args: dict[str, Any] | None = None,
+        corruption_levels: list[float] | None = None,
+        loss: str = "mse",
+        corruption: str = "none",
+        corruption_level: float = 0.0,
+        noise: str = "batch",
+        freeze: int = 0,
+        image_shape: list[int] | None = None,
+        compare_pca: bool = False,
+        *,
+        base_sizes: Sequence[int],
+        base_block_args: Mapping[str, Any] | None = None,
+    ) -> DeepAutoencoder:
+        """A deep autoencoder on a new stack of ``block`` models of ``layer_sizes`` (None: ``base_sizes``), each
+        built with ``base_block_args`` updated by ``block_args``; the lowest ``freeze`` blocks fixed. The presets
+        registered below fix ``base_sizes`` and ``base_block_args``."""
+        args = {**(base_block_args or {}), **(block_args or {})}
+        stack = LayerStack.build(list(layer_sizes or base_sizes), block, args, corruption_levels)
+        noisy = {"corruption": corruption, "corruption_level": corruption_level, "noise": noise}
+        shape = tuple(image_shape or (28, 28))
+        return cls.on_stack(stack, freeze, loss=loss, **noisy, image_shape=shape, compare_pca=compare_pca)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.stack.encode(x)
@@ -173,7 +207,7 @@ class DeepAutoencoder(_Stacked, Denoising, Model):
         return self.stack.decode(self.stack.encode(x))
 
     def check_data(self, x: torch.Tensor) -> None:
-        self._check_input(x)
+        self.check_input(x)
         if self.loss == "bce":
             check_unit_interval(x, "loss 'bce'")
 
@@ -224,7 +258,7 @@ class DeepAutoencoder(_Stacked, Denoising, Model):
         return out
 
 
-class StackedClassifier(_Stacked, Classifier):
+class StackedClassifier(StackedModel, ErrorRateClassifier):
     """The stack's code into a linear softmax layer; fine-tuned end to end with cross-entropy.
 
     Evaluation adds ``error``: the misclassification rate in percent (deeplearning.net reports test error).
@@ -248,6 +282,26 @@ class StackedClassifier(_Stacked, Classifier):
         nn.init.zeros_(self.head.weight)  # deeplearning.net's LogisticRegression layer starts at zero
         nn.init.zeros_(self.head.bias)
 
+    @classmethod
+    def from_layers(
+        cls,
+        layer_sizes: list[int] | None = None,
+        n_classes: int = 10,
+        block: str = "autoencoder",
+        block_args: dict[str, Any] | None = None,
+        corruption_levels: list[float] | None = None,
+        freeze: int = 0,
+        dropout: list[float] | None = None,
+    ) -> StackedClassifier:
+        """deeplearning.net SdA: 784-1000-1000-1000 tied denoising blocks (masking 0.1/0.2/0.3, cross-entropy,
+        Glorot-sigmoid init) pretrained one at a time, then a softmax layer and supervised fine-tuning of
+        everything."""
+        args = {"tied": True, "loss": "bce", "init": "glorot-sigmoid", "corruption": "masking", **(block_args or {})}
+        sizes = layer_sizes or [784, 1000, 1000, 1000]
+        if corruption_levels is None:  # deeplearning.net's 0.1, 0.2, 0.3 (then 0.3 for deeper stacks)
+            corruption_levels = [min(0.1 * (k + 1), 0.3) for k in range(len(sizes) - 1)]
+        return cls.on_stack(LayerStack.build(sizes, block, args, corruption_levels), freeze, n_classes, dropout)
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.stack.encode(x)
 
@@ -260,105 +314,32 @@ class StackedClassifier(_Stacked, Classifier):
         return self.head(nn.functional.dropout(x, rate) if drop and rate else x)
 
     def check_data(self, x: torch.Tensor) -> None:
-        self._check_input(x)
-
-    def eval_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        out = super().eval_step(batch)
-        out["error"] = 100.0 * (1.0 - out["accuracy"])
-        return out
+        self.check_input(x)
 
 
-def _stack(
-    layer_sizes: list[int],
-    block: str,
-    block_args: dict[str, Any] | None,
-    corruption_levels: list[float] | None,
-    freeze: int,
-    model: Any,
-) -> Any:
-    stack = LayerStack.build(layer_sizes, block, block_args, corruption_levels)
-    built = model(stack)
-    built.freeze(freeze)
-    return built
-
-
-@register_model("stacked-autoencoder")
-def stacked_autoencoder(
-    layer_sizes: list[int] | None = None,
-    block: str = "autoencoder",
-    block_args: dict[str, Any] | None = None,
-    corruption_levels: list[float] | None = None,
-    loss: str = "mse",
-    corruption: str = "gaussian",
-    corruption_level: float = 0.3,
-    noise: str = "once",
-    freeze: int = 0,
-    image_shape: list[int] | None = None,
-) -> DeepAutoencoder:
-    """Cookbook 8.5: 784-500-50 tied sigmoid blocks pretrained on clean data, then fine-tuned unrolled on inputs
-    with Gaussian noise 0.3 (drawn once) against the clean images."""
-    args = {"tied": True, **(block_args or {})}
-    return _stack(
-        layer_sizes or [784, 500, 50],
-        block,
-        args,
-        corruption_levels,
-        freeze,
-        lambda s: DeepAutoencoder(
-            s,
-            loss=loss,
-            corruption=corruption,
-            corruption_level=corruption_level,
-            noise=noise,
-            image_shape=tuple(image_shape or (28, 28)),
-        ),
-    )
-
-
-@register_model("deep-autoencoder")
-def deep_autoencoder(
-    layer_sizes: list[int] | None = None,
-    block: str = "autoencoder",
-    block_args: dict[str, Any] | None = None,
-    loss: str = "mse",
-    freeze: int = 0,
-    image_shape: list[int] | None = None,
-    compare_pca: bool = True,
-) -> DeepAutoencoder:
-    """Hinton & Salakhutdinov's 784-1000-500-250-30 deep autoencoder: pretrained layer-wise, unrolled, fine-tuned;
-    reports PCA with as many components as the code on the same split beside it."""
-    args = {"init": "glorot-sigmoid", **(block_args or {})}
-    return _stack(
-        layer_sizes or [784, 1000, 500, 250, 30],
-        block,
-        args,
-        None,
-        freeze,
-        lambda s: DeepAutoencoder(s, loss=loss, image_shape=tuple(image_shape or (28, 28)), compare_pca=compare_pca),
-    )
-
-
-@register_model("stacked-denoising-classifier")
-def stacked_denoising_classifier(
-    layer_sizes: list[int] | None = None,
-    n_classes: int = 10,
-    block: str = "autoencoder",
-    block_args: dict[str, Any] | None = None,
-    corruption_levels: list[float] | None = None,
-    freeze: int = 0,
-    dropout: list[float] | None = None,
-) -> StackedClassifier:
-    """deeplearning.net SdA: 784-1000-1000-1000 tied denoising blocks (masking 0.1/0.2/0.3, cross-entropy,
-    Glorot-sigmoid init) pretrained one at a time, then a softmax layer and supervised fine-tuning of everything."""
-    args = {"tied": True, "loss": "bce", "init": "glorot-sigmoid", "corruption": "masking", **(block_args or {})}
-    sizes = layer_sizes or [784, 1000, 1000, 1000]
-    if corruption_levels is None:  # deeplearning.net's 0.1, 0.2, 0.3 (then 0.3 for deeper stacks)
-        corruption_levels = [min(0.1 * (k + 1), 0.3) for k in range(len(sizes) - 1)]
-    return _stack(
-        sizes,
-        block,
-        args,
-        corruption_levels,
-        freeze,
-        lambda s: StackedClassifier(s, n_classes, dropout),
-    )
+register_preset(
+    "stacked-autoencoder",
+    DeepAutoencoder.from_layers,
+    doc="Cookbook 8.5: 784-500-50 tied sigmoid blocks pretrained on clean data, then fine-tuned unrolled on inputs "
+    "with Gaussian noise 0.3 (drawn once) against the clean images.",
+    fixed={"base_sizes": (784, 500, 50), "base_block_args": {"tied": True}, "compare_pca": False},
+    corruption="gaussian",
+    corruption_level=0.3,
+    noise="once",
+)
+register_preset(
+    "deep-autoencoder",
+    DeepAutoencoder.from_layers,
+    doc="Hinton & Salakhutdinov's 784-1000-500-250-30 deep autoencoder: pretrained layer-wise, unrolled, "
+    "fine-tuned; reports PCA with as many components as the code on the same split beside it.",
+    fixed={
+        "base_sizes": (784, 1000, 500, 250, 30),
+        "base_block_args": {"init": "glorot-sigmoid"},
+        "corruption_levels": None,
+        "corruption": "none",
+        "corruption_level": 0.0,
+        "noise": "batch",
+    },
+    compare_pca=True,
+)
+register_preset("stacked-denoising-classifier", StackedClassifier.from_layers)

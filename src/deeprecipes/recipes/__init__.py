@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..config import RecipeConfig, load_config, read_toml
+from ..config import RecipeConfig, bind_arguments, load_config, read_toml
 from ..errors import ConfigError
-from ..registry import RECIPES
+from ..registry import DATASETS, MODELS, RECIPES
 
-__all__ = ["recipe_path", "recipe_text", "load_recipe", "recipe_summary"]
+__all__ = ["recipe_path", "recipe_text", "load_recipe", "recipe_summary", "check_builders"]
 
 
 def recipe_path(name: str | Path) -> Path:
@@ -35,7 +35,29 @@ def load_recipe(name: str | Path, overrides: dict[str, Any] | None = None) -> Re
     path = recipe_path(name)
     raw = read_toml(path)
     raw.setdefault("name", path.stem)
-    return load_config(raw, overrides)
+    cfg = load_config(raw, overrides)
+    check_builders(cfg)
+    return cfg
+
+
+def check_builders(cfg: RecipeConfig) -> RecipeConfig:
+    """Check a config's model, dataset and optimizer arguments against what their builders accept; ``cfg``."""
+    # imported here, not above: ``deeprecipes list`` and ``show`` read recipes without loading torch
+    from ..training.layerwise import pretrain_plan
+    from ..training.optim import check_optimizer_args
+
+    if cfg.model.name:
+        bind_arguments(MODELS.get(cfg.model.name), cfg.model.args, where=f"model '{cfg.model.name}'")
+    bind_arguments(DATASETS.get(cfg.data.name), cfg.data.args, where=f"dataset '{cfg.data.name}'")
+    for name, (opt, _) in cfg.optimizer_plan().items():
+        check_optimizer_args(opt.name, opt.args, where=f"optimizers.{name}" if cfg.optimizers else "optimizer")
+        bad = {k: v for k, v in opt.lr_scale.items() if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0}
+        if bad:
+            raise ConfigError(f"optimizer lr_scale factors must be numbers >= 0, got {bad}")
+    if cfg.pretrain.epochs or cfg.pretrain.layers:
+        for s in pretrain_plan(cfg.pretrain, len(cfg.pretrain.layers)):
+            check_optimizer_args(s.optimizer, s.optimizer_args)
+    return cfg
 
 
 def recipe_summary(name: str) -> dict[str, Any]:

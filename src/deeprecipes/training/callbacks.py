@@ -18,16 +18,34 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..fileio import atomic_write_text
+from ..viz import tile
+from .checkpoint import save_checkpoint
+
 if TYPE_CHECKING:
     from .engine import Engine
 
-__all__ = ["Callback", "EarlyStopping", "ProgressLogger", "MetricsLog", "TensorBoardLogger", "Checkpointer"]
+__all__ = [
+    "Callback",
+    "EarlyStopping",
+    "ProgressLogger",
+    "MetricsLog",
+    "TensorBoardLogger",
+    "Checkpointer",
+    "WallClock",
+]
 
 log = logging.getLogger("deeprecipes")
 
 
 class Callback:
-    """No-op hooks; override the ones you need."""
+    """No-op hooks; override the ones you need.
+
+    ``main_rank_only`` callbacks (the ones that write files or print) run on rank 0 alone under data-parallel
+    training; the others run on every rank, at the same points, and must decide alike there.
+    """
+
+    main_rank_only = False
 
     def on_fit_begin(self, engine: Engine) -> None: ...
 
@@ -87,11 +105,16 @@ def _fmt(v: Any) -> str:
 class ProgressLogger(Callback):
     """A live progress bar (tqdm) on a terminal; one plain log line per epoch otherwise."""
 
+    main_rank_only = True
+
     def __init__(self, epochs: int, steps_per_epoch: int, max_steps: int = 0, live: bool | None = None) -> None:
         self.epochs, self.steps_per_epoch, self.max_steps = epochs, steps_per_epoch, max_steps
         self.live = sys.stderr.isatty() if live is None else live
         self._bar: Any = None
         self._t0 = 0.0
+
+    def on_fit_begin(self, engine: Engine) -> None:
+        self._t0 = time.perf_counter()  # a run resumed inside an epoch times that epoch from here
 
     def on_epoch_begin(self, engine: Engine) -> None:
         self._t0 = time.perf_counter()
@@ -132,6 +155,8 @@ class ProgressLogger(Callback):
 class MetricsLog(Callback):
     """Append every epoch's logs as one JSON line to ``metrics.jsonl``."""
 
+    main_rank_only = True
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
@@ -147,8 +172,6 @@ class MetricsLog(Callback):
                     continue
                 if rec.get("epoch", 0) < engine.epoch:
                     kept.append(line)
-            from .checkpoint import atomic_write_text
-
             atomic_write_text(self.path, "".join(f"{line}\n" for line in kept))
 
     def on_epoch_end(self, engine: Engine, logs: dict[str, Any]) -> None:
@@ -166,6 +189,8 @@ class TensorBoardLogger(Callback):
         A fixed batch passed to ``model.image_summaries`` every epoch.
     histograms, images : bool
     """
+
+    main_rank_only = True
 
     def __init__(self, log_dir: Path, sample: Any = None, histograms: bool = True, images: bool = True) -> None:
         self.log_dir, self.sample, self.histograms, self.images = Path(log_dir), sample, histograms, images
@@ -185,8 +210,6 @@ class TensorBoardLogger(Callback):
                 self.writer.add_scalar(f"step/{k}", v, engine.step_count)
 
     def on_epoch_end(self, engine: Engine, logs: dict[str, Any]) -> None:
-        from ..viz import tile
-
         step = logs["step"]
         for k, v in logs.items():
             if k not in ("epoch", "step") and isinstance(v, (int, float)):
@@ -216,7 +239,8 @@ class TensorBoardLogger(Callback):
 class Checkpointer(Callback):
     """Save the model and the engine state atomically after every epoch (and every ``every_steps`` steps).
 
-    The best checkpoint by ``monitor`` is kept too. Put this callback last: it stores the others' state.
+    The best checkpoint by ``monitor`` is kept too. Put this callback last: it stores the others' state. Under
+    data-parallel training it runs on every rank (the engine's state gathers each rank's RNG) and rank 0 writes.
     """
 
     def __init__(
@@ -236,11 +260,13 @@ class Checkpointer(Callback):
         self.last_path: Path | None = None
 
     def save(self, engine: Engine, best_value: float | None = None) -> Path:
-        from .checkpoint import save_checkpoint
-
         weights = self.state_fn() if self.state_fn else engine.model.state_dict()
         name = f"ckpt-e{engine.epoch:04d}-b{engine.batch:06d}-s{engine.step_count:08d}"
-        self.last_path = save_checkpoint(self.ckpt_dir, name, weights, engine.state_dict(), best_value=best_value)
+        state = engine.state_dict()  # on every rank: it gathers their RNG states
+        if engine.strategy.is_main:
+            self.last_path = save_checkpoint(self.ckpt_dir, name, weights, state, best_value=best_value)
+        else:
+            self.last_path = self.ckpt_dir / name
         return self.last_path
 
     def on_train_batch_end(self, engine: Engine, logs: dict[str, Any]) -> None:
@@ -260,3 +286,22 @@ class Checkpointer(Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best = state.get("best")
+
+
+class WallClock(Callback):
+    """The wall time of a run across resumes: its reading goes into every checkpoint (as this callback's state)
+    and comes back from the one a run resumes from."""
+
+    def __init__(self) -> None:
+        self.before = 0.0
+        self.t0 = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return self.before + time.perf_counter() - self.t0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"wall_time": self.elapsed()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.before = float(state.get("wall_time", 0.0))
+        self.t0 = time.perf_counter()

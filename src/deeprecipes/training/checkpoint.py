@@ -16,10 +16,10 @@ pointing at complete checkpoints; the latest and the one before it are kept, so 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..errors import CheckpointError
-from ..fileio import file_mode
+from ..fileio import atomic_write_text, file_mode, fsync_dir
 
 __all__ = [
     "encode",
@@ -43,6 +43,8 @@ __all__ = [
 ]
 
 FORMAT = 1
+
+log = logging.getLogger("deeprecipes")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -126,49 +128,75 @@ def set_rng_state(state: dict[str, Any]) -> None:
 # files
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never a part."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, file_mode())
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
 def _fsync_file(path: Path) -> None:
     with open(path, "rb") as f:
         os.fsync(f.fileno())
 
 
+INDEX_KEYS = ("latest", "previous", "best")
+
+
+def _check_index(raw: Any, path: Path) -> dict[str, Any]:
+    """``index.json`` as read, checked: an object whose checkpoint names are plain folder names inside the
+    checkpoints directory (never a path out of it) and whose ``best_value`` is a number."""
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{path}: not a checkpoint index (a JSON object), got {type(raw).__name__}")
+    for key in INDEX_KEYS:
+        name = raw.get(key)
+        if name is None:
+            continue
+        if not isinstance(name, str) or name.startswith(".") or Path(name).name != name or "\\" in name:
+            raise CheckpointError(f"{path}: '{key}' must name a checkpoint folder in {path.parent}, got {name!r}")
+    value = raw.get("best_value")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise CheckpointError(f"{path}: 'best_value' must be a number, got {value!r}")
+    return raw
+
+
+def _step_of(name: str) -> tuple[int, str]:
+    try:
+        return int(name.rsplit("-s", 1)[1]), name
+    except (IndexError, ValueError):
+        return -1, name
+
+
+def rebuild_index(ckpt_dir: Path) -> dict[str, Any]:
+    """An index for a checkpoints directory whose ``index.json`` is missing: the checkpoint folders that verify,
+    the one with the most steps as latest and the next as previous (no best: its value is unknown). Written back
+    when the directory is writable; logged as a warning either way."""
+    ckpt_dir = Path(ckpt_dir)
+    good = []
+    for folder in sorted((d for d in ckpt_dir.glob("ckpt-*") if d.is_dir()), key=lambda d: _step_of(d.name)):
+        try:
+            _load_dir(folder)
+        except CheckpointError:
+            continue
+        good.append(folder.name)
+    if not good:
+        return {}
+    index = {"latest": good[-1], "previous": good[-2] if len(good) > 1 else None}
+    log.warning(
+        "%s was missing: rebuilt it from %d checkpoint folder(s) that verify; latest %s",
+        *(ckpt_dir / "index.json", len(good), good[-1]),
+    )
+    try:
+        atomic_write_text(ckpt_dir / "index.json", json.dumps(index, indent=2))
+    except OSError:
+        pass
+    return index
+
+
 def read_index(ckpt_dir: Path) -> dict[str, Any]:
+    """The checkpoint index of ``ckpt_dir`` (empty when there is none yet), checked; rebuilt from the checkpoint
+    folders when ``index.json`` is missing but checkpoints are there."""
     path = Path(ckpt_dir) / "index.json"
     if not path.exists():
-        return {}
+        return rebuild_index(ckpt_dir) if Path(ckpt_dir).is_dir() else {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{path}: unreadable checkpoint index ({e})") from None
+    return _check_index(raw, path)
 
 
 def save_checkpoint(
@@ -185,24 +213,28 @@ def save_checkpoint(
     final = ckpt_dir / name
     tmp = ckpt_dir / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     tensors: dict[str, torch.Tensor] = {}
     meta = {"format": FORMAT, **encode(state, tensors, "s")}
     weights = {k: v.detach().cpu().contiguous().clone() for k, v in model_state.items()}
-    save_file(weights, str(tmp / "model.safetensors"))
-    save_file(tensors, str(tmp / "state.safetensors"))
-    (tmp / "state.json").write_text(json.dumps(meta), encoding="utf-8")
-    for f in tmp.iterdir():
-        f.chmod(file_mode())
-        _fsync_file(f)
-    _fsync_dir(tmp)
+    try:
+        tmp.mkdir()
+        save_file(weights, str(tmp / "model.safetensors"))
+        save_file(tensors, str(tmp / "state.safetensors"))
+        (tmp / "state.json").write_text(json.dumps(meta), encoding="utf-8")
+        for f in tmp.iterdir():
+            f.chmod(file_mode())
+            _fsync_file(f)
+        fsync_dir(tmp)
+    except (OSError, SafetensorError) as e:  # a full disk: the previous checkpoint and the index stay as they were
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(f"cannot write checkpoint {final}: {getattr(e, 'strerror', None) or e}") from None
     index = read_index(ckpt_dir)
     if final.exists():  # left by a run killed after the rename and before the index update
         if index.get("best") == name:  # never touch what the index points at
             index.pop("best")
         shutil.rmtree(final)
     os.replace(tmp, final)
-    _fsync_dir(ckpt_dir)
+    fsync_dir(ckpt_dir)
 
     new_index = dict(index)
     if index.get("latest") != name:
@@ -213,10 +245,12 @@ def save_checkpoint(
         new_index["best_value"] = best_value
     atomic_write_text(ckpt_dir / "index.json", json.dumps(new_index, indent=2))
 
-    keep = {new_index.get(k) for k in ("latest", "previous", "best")}
+    keep = {new_index.get(k) for k in INDEX_KEYS}
     for old in ckpt_dir.iterdir():
         if old.is_dir() and old.name not in keep:
             shutil.rmtree(old, ignore_errors=True)
+        elif old.name.startswith(".index.json.") and old.name.endswith(".tmp"):  # left by a killed index write
+            old.unlink(missing_ok=True)
     return final
 
 
@@ -227,6 +261,8 @@ def _load_dir(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         meta = json.loads((path / "state.json").read_text(encoding="utf-8"))
     except (OSError, SafetensorError, json.JSONDecodeError, ValueError) as e:
         raise CheckpointError(f"{path}: damaged checkpoint ({e})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: damaged checkpoint (state.json is not a JSON object)")
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: unknown checkpoint format {meta.get('format')!r}")
     meta.pop("format")
@@ -234,7 +270,8 @@ def _load_dir(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
 
 
 def load_checkpoint(ckpt_dir: Path, which: str = "latest") -> tuple[dict[str, torch.Tensor], dict[str, Any], Path]:
-    """Load ``which`` ("latest" or "best") from a checkpoints directory; a damaged latest falls back to previous.
+    """Load ``which`` ("latest" or "best") from a checkpoints directory. A damaged latest falls back to the previous
+    one with a warning line that names both (the returned path says which was used).
 
     Returns
     -------
@@ -249,9 +286,12 @@ def load_checkpoint(ckpt_dir: Path, which: str = "latest") -> tuple[dict[str, to
             continue
         try:
             weights, state = _load_dir(ckpt_dir / name)
-            return weights, state, ckpt_dir / name
         except CheckpointError as e:
             errors.append(str(e))
+            continue
+        if errors:
+            log.warning("%s; using the previous checkpoint, %s, instead", errors[0], ckpt_dir / name)
+        return weights, state, ckpt_dir / name
     if errors:
         raise CheckpointError("; ".join(errors))
     raise CheckpointError(f"{ckpt_dir}: no {which} checkpoint")

@@ -26,6 +26,8 @@ from ..errors import TrainingError
 from ..machine import PRECISIONS, Precision, resolve_precision, warn_if_downgraded
 from .callbacks import Callback
 from .checkpoint import rng_state, set_rng_state
+from .metrics import evaluate
+from .strategy import Single, Strategy
 
 __all__ = ["Engine", "EpochSource", "StatefulSource"]
 
@@ -77,6 +79,11 @@ class Engine:
         Stop after this many steps in total (0 = no limit).
     log_every : int
         Steps between finiteness checks and progress updates.
+    strategy : Strategy, optional
+        The process layout (:mod:`deeprecipes.training.strategy`); one process by default. Under data-parallel
+        training each rank trains on its share of every batch, ``step`` averages the gradients over the ranks,
+        epoch logs and evaluation metrics are reduced, and callbacks that write files (``main_rank_only``) run on
+        rank 0 alone.
     """
 
     def __init__(
@@ -92,8 +99,16 @@ class Engine:
         precision: str | Precision = "fp32",
         max_steps: int = 0,
         log_every: int = 50,
+        strategy: Strategy | None = None,
     ) -> None:
         self.model = model
+        self.strategy = strategy or Single()
+        check = getattr(model, "supports_data_parallel", None)
+        if self.strategy.world_size > 1 and callable(check) and not check():
+            raise TrainingError(
+                f"{type(model).__name__} updates its weights outside engine.step and cannot train on "
+                f"{self.strategy.world_size} processes; run it in one process"
+            )
         self.optimizers = self._named(optimizers)
         self.schedules = self._named(schedules)
         self.callbacks = list(callbacks)
@@ -125,6 +140,7 @@ class Engine:
         self._sums: dict[str, torch.Tensor] = {}
         self._count = 0
         self.source: EpochSource | None = None  # what fit trains on; its state (if any) is checkpointed
+        self._rows = 0  # rows of the batch in progress on this rank (data-parallel gradient weighting)
         self._source_state: Mapping[str, Any] | None = None  # from a checkpoint, until fit gets the source
 
     @staticmethod
@@ -181,11 +197,15 @@ class Engine:
         scaler = self.scalers.get(optimizer)
         if scaler is None:
             total.backward()
+            if self.strategy.world_size > 1:
+                self.strategy.sync_gradients(self._params(optimizer), self._rows)
             if self.grad_clip:
                 nn.utils.clip_grad_norm_(list(self._params(optimizer)), self.grad_clip)
             opt.step()
         else:  # fp16: scaled backward, clipping on the true gradients, a skipped step on inf/NaN gradients
             scaler.scale(total).backward()
+            if self.strategy.world_size > 1:
+                self.strategy.sync_gradients(self._params(optimizer), self._rows)
             if self.grad_clip:
                 scaler.unscale_(opt)
                 nn.utils.clip_grad_norm_(list(self._params(optimizer)), self.grad_clip)
@@ -216,24 +236,30 @@ class Engine:
     # the loop
 
     def _callback(self, hook: str, *args: Any) -> None:
+        main = self.strategy.is_main
         for cb in self.callbacks:
-            getattr(cb, hook)(self, *args)
+            if main or not getattr(cb, "main_rank_only", False):
+                getattr(cb, hook)(self, *args)
 
     def steps_done(self) -> bool:
         return bool(self.max_steps) and self.step_count >= self.max_steps
 
-    def running_logs(self) -> dict[str, float]:
-        """Means of the logged training scalars over the epoch so far (one sync)."""
+    def running_logs(self, all_ranks: bool = False) -> dict[str, float]:
+        """Means of the logged training scalars over the epoch so far (one sync); ``all_ranks`` averages them over
+        the data-parallel ranks too (every rank must call it then)."""
         if not self._count:
             return {}
         names = list(self._sums)
-        values = torch.stack([self._sums[n].float() for n in names]).div(self._count).tolist()
-        return dict(zip(names, values))
+        values = torch.stack([self._sums[n].float() for n in names]).div(self._count)
+        if all_ranks and self.strategy.world_size > 1:
+            values = self.strategy.all_reduce(values) / self.strategy.world_size
+        return dict(zip(names, values.tolist()))
 
     def check_finite(self, weights: bool = False) -> dict[str, float]:
         """Raise TrainingError if a logged training scalar (or, with ``weights``, a parameter) became NaN or
-        infinite; return the running means of the logged scalars."""
-        logs = self.running_logs()
+        infinite; return the running means of the logged scalars (over every rank when ``weights``: it is called
+        at the same points on all of them)."""
+        logs = self.running_logs(all_ranks=weights)
         bad = [f"train {k} = {v}" for k, v in logs.items() if not math.isfinite(v)]
         if weights and not bad:
             bad = [
@@ -269,52 +295,56 @@ class Engine:
                 raise TrainingError(f"cannot resume: {e}") from None
             self._source_state = None
         self._callback("on_fit_begin")
-        while self.epoch < epochs and not self.should_stop and not self.steps_done():
-            if self.batch == 0:
-                self._sums, self._count = {}, 0
-                self._callback("on_epoch_begin")
-            self.model.train()
-            for batch in train.epoch(self.epoch, start=self.batch):
-                logs = self.model.train_step(batch, self)
-                self.batch += 1
-                self.step_count += 1
-                self._count += 1
-                for k, v in logs.items():
-                    v = v.detach() if isinstance(v, torch.Tensor) else torch.tensor(float(v))
-                    self._sums[k] = self._sums[k] + v if k in self._sums else v.clone()
-                if self.step_count % self.log_every == 0:
-                    self.check_finite()
-                self._callback("on_train_batch_end", logs)
-                if self.should_stop or self.steps_done():
-                    break
-            epoch_logs: dict[str, Any] = {"epoch": self.epoch, "step": self.step_count}
-            epoch_logs.update({f"train_{k}": v for k, v in self.check_finite(weights=True).items()})
-            for name, data in eval_sets.items():
-                epoch_logs.update({f"{name}_{k}": v for k, v in self.evaluate(data).items()})
-            epoch_logs.update(self.learning_rates())
-            self.history.append(epoch_logs)
-            self.epoch += 1
-            self.batch = 0
-            self._callback("on_epoch_end", epoch_logs)
-        self._callback("on_fit_end")
+        try:
+            while self.epoch < epochs and not self.should_stop and not self.steps_done():
+                self._train_epoch(train)
+                self._end_epoch(eval_sets)
+        finally:
+            self._callback("on_fit_end")
         return self.history
 
-    @torch.no_grad()
+    def _train_epoch(self, train: EpochSource) -> None:
+        """The batches of the epoch in progress, from ``self.batch`` on, until it ends or the run stops."""
+        if self.batch == 0:
+            self._sums, self._count = {}, 0
+            self._callback("on_epoch_begin")
+        self.model.train()
+        split = self.strategy.world_size > 1
+        for batch in train.epoch(self.epoch, start=self.batch):
+            if split:
+                batch = self.strategy.shard(batch)
+            self._rows = len(batch[0])
+            logs = self.model.train_step(batch, self)
+            self.batch += 1
+            self.step_count += 1
+            self._count += 1
+            for k, v in logs.items():
+                v = v.detach() if isinstance(v, torch.Tensor) else torch.tensor(float(v))
+                self._sums[k] = self._sums[k] + v if k in self._sums else v.clone()
+            if self.step_count % self.log_every == 0:
+                self.check_finite()
+            self._callback("on_train_batch_end", logs)
+            if self.should_stop or self.steps_done():
+                break
+
+    def _end_epoch(self, eval_sets: Mapping[str, EpochSource]) -> None:
+        """Epoch logs (training means, evaluation metrics, learning rates), then the epoch-end callbacks."""
+        if self.strategy.world_size > 1:
+            self.strategy.sync_buffers(self.model)
+        epoch_logs: dict[str, Any] = {"epoch": self.epoch, "step": self.step_count}
+        epoch_logs.update({f"train_{k}": v for k, v in self.check_finite(weights=True).items()})
+        for name, data in eval_sets.items():
+            epoch_logs.update({f"{name}_{k}": v for k, v in self.evaluate(data).items()})
+        epoch_logs.update(self.learning_rates())
+        self.history.append(epoch_logs)
+        self.epoch += 1
+        self.batch = 0
+        self._callback("on_epoch_end", epoch_logs)
+
     def evaluate(self, data: EpochSource) -> dict[str, float]:
-        """Metrics of the model over all of ``data``: means of per-sample values (totals for summed metrics)."""
-        was_training = self.model.training
-        self.model.eval()
-        sums: dict[str, torch.Tensor] = {}
-        n = 0
-        with self.autocast():
-            for batch in data.epoch(0):
-                for k, v in self.model.eval_step(batch).items():
-                    s = v.float().sum()
-                    sums[k] = sums[k] + s if k in sums else s
-                n += len(batch[0])
-        self.model.train(was_training)
-        summed = getattr(self.model, "summed_metrics", frozenset())
-        return {k: (v.item() if k in summed else v.item() / max(n, 1)) for k, v in sums.items()}
+        """Metrics of the model over all of ``data`` (:func:`deeprecipes.training.metrics.evaluate`: means of
+        per-sample values, totals for summed metrics, the model's own reducers), reduced over the ranks."""
+        return evaluate(self.model, data, autocast=self.autocast, strategy=self.strategy)
 
     # ------------------------------------------------------------------------------------------------------------
     # checkpoint state
@@ -341,6 +371,8 @@ class Engine:
             "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks},
             "source": self.source.state_dict() if hasattr(self.source, "state_dict") else None,
             "rng": rng_state(),
+            "rng_ranks": self.strategy.all_gather_object(rng_state()) if self.strategy.world_size > 1 else None,
+            "world_size": self.strategy.world_size,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -371,4 +403,8 @@ class Engine:
         for cb in self.callbacks:
             cb.load_state_dict(state["callbacks"].get(type(cb).__name__, {}))
         self._source_state = state.get("source")
-        set_rng_state(state["rng"])
+        ranks = state.get("rng_ranks")
+        if self.strategy.world_size > 1 and ranks and len(ranks) == self.strategy.world_size:
+            set_rng_state(ranks[self.strategy.rank])  # each rank carries on with its own generators
+        else:
+            set_rng_state(state["rng"])

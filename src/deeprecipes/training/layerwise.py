@@ -23,9 +23,13 @@ from typing import Any
 
 import torch
 
+from ..data.batches import Batches
 from ..errors import CheckpointError, ConfigError
+from .callbacks import Checkpointer, MetricsLog
+from .checkpoint import atomic_write_text, load_checkpoint, read_index
+from .setup import make_engine
 
-__all__ = ["LayerSettings", "pretrain", "layer_settings", "pretrain_plan"]
+__all__ = ["LayerSettings", "pretrain", "pretrain_blocks", "layer_settings", "pretrain_plan"]
 
 
 @dataclass
@@ -66,7 +70,8 @@ def pretrain_plan(cfg: Any, n_layers: int) -> list[LayerSettings]:
     return layer_settings(n_layers, base, cfg.layers)
 
 
-def _check_model(model: Any) -> list[Any]:
+def pretrain_blocks(model: Any) -> list[Any]:
+    """The blocks of a model that can be pretrained layer by layer, bottom first; a ConfigError for others."""
     if not (hasattr(model, "pretrain_blocks") and hasattr(model, "pretrain_inputs")):
         raise ConfigError(
             f"model {type(model).__name__} cannot be pretrained layer by layer (it has no pretrain_blocks())"
@@ -84,7 +89,6 @@ def pretrain(
     directory: str | Path | None = None,
     resume: bool = False,
     callbacks: Callable[[int, Any], Sequence[Any]] | None = None,
-    engine_hook: Callable[[Any], None] | None = None,
     **settings: Any,
 ) -> list[list[dict[str, Any]]]:
     """Pretrain ``model``'s blocks bottom-up on ``x`` (and report ``val_*`` metrics on ``val``).
@@ -103,9 +107,7 @@ def pretrain(
     resume : bool
         Continue from what ``directory`` holds.
     callbacks : callable(k, block) -> callbacks, optional
-        Extra callbacks for layer ``k`` (progress bar, TensorBoard).
-    engine_hook : callable(engine), optional
-        Called with each layer's engine before training (the runner adds its wall clock to checkpoints).
+        Extra callbacks for layer ``k`` (progress bar, TensorBoard, the run's wall clock).
     **settings
         Fields of :class:`LayerSettings` for every layer: ``epochs``, ``lr``, ``optimizer``, ``batch_size``, ...
 
@@ -113,13 +115,7 @@ def pretrain(
     -------
     list of per-layer histories (lists of epoch logs).
     """
-    from ..data import Batches
-    from .callbacks import Checkpointer, MetricsLog
-    from .checkpoint import atomic_write_text, load_checkpoint, read_index
-    from .engine import Engine
-    from .optim import build_optimizer, build_schedule
-
-    blocks = _check_model(model)
+    blocks = pretrain_blocks(model)
     plan = layer_settings(len(blocks), LayerSettings(**settings), layers)
     root = Path(directory) if directory is not None else None
     histories: list[list[dict[str, Any]]] = []
@@ -134,38 +130,58 @@ def pretrain(
         if s.epochs == 0:
             histories.append([])
             continue
-        torch.manual_seed(seed * 1000 + k + 1)
-        inputs = model.pretrain_inputs(k, x)
-        if hasattr(block, "check_data"):
-            block.check_data(inputs)
-        train = Batches(inputs, batch_size=s.batch_size, shuffle=s.shuffle, seed=seed * 1000 + k + 1)
-        evals = {} if val is None else {"val": Batches(model.pretrain_inputs(k, val), batch_size=1000, shuffle=False)}
-        params = [p for p in block.parameters() if p.requires_grad]
-        optimizer = build_optimizer(s.optimizer, params, s.lr, **s.optimizer_args)
-        steps = max(len(train), 1)
-        schedule = None
-        if s.schedule != "constant":
-            schedule = build_schedule(optimizer, steps_per_epoch=steps, total_steps=s.epochs * steps, name=s.schedule)
-        cbs = list(callbacks(k, block)) if callbacks is not None else []
-        if where is not None:
-            where.mkdir(parents=True, exist_ok=True)
-            cbs += [
-                MetricsLog(where / "metrics.jsonl"),
-                Checkpointer(where / "checkpoints", monitor="train_loss", keep_best=False),
-            ]
-        engine = Engine(block, optimizers=optimizer, schedules=schedule, callbacks=cbs, precision=s.precision)
-        if engine_hook is not None:
-            engine_hook(engine)
-        if resume and where is not None and read_index(where / "checkpoints").get("latest"):
-            weights, state, path = load_checkpoint(where / "checkpoints")
-            try:
-                block.load_state_dict(weights)
-                engine.load_state_dict(state)
-            except (KeyError, ValueError, RuntimeError) as e:
-                raise CheckpointError(f"{path}: does not fit layer {k + 1} of the model ({e})") from None
-        block.train()
-        history = engine.fit(train, epochs=s.epochs, eval_sets=evals)
+        extra = list(callbacks(k, block)) if callbacks is not None else []
+        history = _train_layer(model, k, block, s, x, val, seed=seed, where=where, resume=resume, callbacks=extra)
         if done is not None:
             atomic_write_text(done, json.dumps({"layer": k + 1, "settings": s.__dict__, "history": history}))
         histories.append(history)
     return histories
+
+
+def _train_layer(
+    model: Any,
+    k: int,
+    block: Any,
+    s: LayerSettings,
+    x: torch.Tensor,
+    val: torch.Tensor | None,
+    *,
+    seed: int,
+    where: Path | None,
+    resume: bool,
+    callbacks: list[Any],
+) -> list[dict[str, Any]]:
+    """Train block ``k`` on the codes of the blocks below it, continuing from ``where``'s checkpoint on resume."""
+    torch.manual_seed(seed * 1000 + k + 1)
+    inputs = model.pretrain_inputs(k, x)
+    if hasattr(block, "check_data"):
+        block.check_data(inputs)
+    train = Batches(inputs, batch_size=s.batch_size, shuffle=s.shuffle, seed=seed * 1000 + k + 1)
+    evals = {} if val is None else {"val": Batches(model.pretrain_inputs(k, val), batch_size=1000, shuffle=False)}
+    if where is not None:
+        where.mkdir(parents=True, exist_ok=True)
+        callbacks = callbacks + [
+            MetricsLog(where / "metrics.jsonl"),
+            Checkpointer(where / "checkpoints", monitor="train_loss", keep_best=False),
+        ]
+    engine = make_engine(
+        block,
+        optimizer=s.optimizer,
+        lr=s.lr,
+        optimizer_args=s.optimizer_args,
+        schedule=s.schedule,
+        steps_per_epoch=len(train),
+        epochs=s.epochs,
+        callbacks=callbacks,
+        model_name=f"layer {k + 1}",
+        precision=s.precision,
+    )
+    if resume and where is not None and read_index(where / "checkpoints").get("latest"):
+        weights, state, path = load_checkpoint(where / "checkpoints")
+        try:
+            block.load_state_dict(weights)
+            engine.load_state_dict(state)
+        except (KeyError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"{path}: does not fit layer {k + 1} of the model ({e})") from None
+    block.train()
+    return engine.fit(train, epochs=s.epochs, eval_sets=evals)

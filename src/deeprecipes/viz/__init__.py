@@ -1,6 +1,7 @@
 """Pictures: image tiles for TensorBoard and PNG figures (reconstruction rows, filters, training curves).
 
-matplotlib is imported only inside the functions that draw, with the non-interactive Agg backend.
+matplotlib is imported only when something draws (:func:`pyplot`, with the non-interactive Agg backend); a model
+that draws its own figures takes ``plt = pyplot()`` and writes each with :func:`save_figure`.
 """
 
 from __future__ import annotations
@@ -11,10 +12,16 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
+from ..fileio import file_mode
+
 __all__ = [
+    "pyplot",
+    "save_figure",
     "tile",
     "save_image_rows",
     "save_tiles",
@@ -48,27 +55,27 @@ def tile(images: torch.Tensor, ncols: int | None = None, pad: int = 1, normalize
     return grid
 
 
-def _savefig(fig: object, path: Path) -> Path:
-    """Save a matplotlib figure atomically (temp file, then rename)."""
+def save_figure(fig: Any, path: Path, title: str = "") -> Path:
+    """Save a matplotlib figure atomically (temp file, then rename) and close it; ``title`` becomes its
+    ``suptitle`` first. Returns ``path``."""
+    if title:
+        fig.suptitle(title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
     os.close(fd)
-    from ..fileio import file_mode
-
     os.chmod(tmp, file_mode())
     try:
-        fig.savefig(tmp, dpi=100, bbox_inches="tight")  # type: ignore[attr-defined]
+        fig.savefig(tmp, dpi=100, bbox_inches="tight")
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)  # type: ignore[arg-type]
+        pyplot().close(fig)
     return path
 
 
-def _plt():  # type: ignore[no-untyped-def]
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` with the non-interactive Agg backend (imported on first use)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -79,7 +86,7 @@ def _plt():  # type: ignore[no-untyped-def]
 
 def save_image_rows(rows: Mapping[str, torch.Tensor], path: Path, title: str = "") -> Path:
     """One labelled row per entry, e.g. clean / corrupted / reconstructed test digits; each (n, H, W) in [0, 1]."""
-    plt = _plt()
+    plt = pyplot()
     n = max(len(v) for v in rows.values())
     fig, axes = plt.subplots(len(rows), 1, figsize=(n * 0.9, len(rows) * 1.1), squeeze=False)
     for ax, (name, imgs) in zip(axes[:, 0], rows.items()):
@@ -87,14 +94,12 @@ def save_image_rows(rows: Mapping[str, torch.Tensor], path: Path, title: str = "
         ax.set_ylabel(name, rotation=0, ha="right", va="center")
         ax.set_xticks([])
         ax.set_yticks([])
-    if title:
-        fig.suptitle(title)
-    return _savefig(fig, path)
+    return save_figure(fig, path, title)
 
 
 def save_tiles(images: torch.Tensor, path: Path, title: str = "", ncols: int | None = None) -> Path:
     """A grid of images (n, H, W), each scaled to its own range (learned filters)."""
-    plt = _plt()
+    plt = pyplot()
     grid = tile(images, ncols=ncols)
     scale = 8 / max(grid.shape)
     fig, ax = plt.subplots(figsize=(grid.shape[1] * scale + 0.5, grid.shape[0] * scale + 0.5))
@@ -102,12 +107,12 @@ def save_tiles(images: torch.Tensor, path: Path, title: str = "", ncols: int | N
     ax.axis("off")
     if title:
         ax.set_title(title)
-    return _savefig(fig, path)
+    return save_figure(fig, path)
 
 
 def save_curves(metrics_path: Path, path: Path, title: str = "") -> Path:
     """Training curves from a run's ``metrics.jsonl``: one panel per metric kind (loss, cost, accuracy...)."""
-    plt = _plt()
+    plt = pyplot()
     records = [json.loads(line) for line in Path(metrics_path).read_text(encoding="utf-8").splitlines() if line]
     skip = ("epoch", "step", "lr")
     keys = [k for k in records[0] if k not in skip and not k.startswith("lr_")] if records else []
@@ -126,12 +131,12 @@ def save_curves(metrics_path: Path, path: Path, title: str = "") -> Path:
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title, y=1.04)
-    return _savefig(fig, path)
+    return save_figure(fig, path)
 
 
 def save_code_scatter(codes: torch.Tensor, labels: torch.Tensor | None, path: Path, title: str = "") -> Path:
     """A 2-unit code (n, 2) as a scatter plot, one colour per label (Hinton & Salakhutdinov's figure 3)."""
-    plt = _plt()
+    plt = pyplot()
     codes = codes.detach().float().cpu()
     if codes.ndim != 2 or codes.shape[1] != 2:
         raise ValueError(f"a code scatter needs codes of shape (n, 2), got {tuple(codes.shape)}")
@@ -149,15 +154,13 @@ def save_code_scatter(codes: torch.Tensor, labels: torch.Tensor | None, path: Pa
     ax.set_ylabel("code unit 2")
     if title:
         ax.set_title(title)
-    return _savefig(fig, path)
+    return save_figure(fig, path)
 
 
 def save_confusion(confusion: list[list[int]], path: Path, title: str = "", labels: list[str] | None = None) -> Path:
     """A confusion matrix (rows: true class, columns: predicted) as a heat map with counts, and per-class accuracy
     (the diagonal over the row total) along the right edge."""
-    import numpy as np
-
-    plt = _plt()
+    plt = pyplot()
     m = np.asarray(confusion, dtype=np.int64)
     n = len(m)
     labels = labels or [str(i) for i in range(n)]
@@ -186,12 +189,12 @@ def save_confusion(confusion: list[list[int]], path: Path, title: str = "", labe
     ax.set_xlim(-0.5, n + 0.7)
     if title:
         ax.set_title(title)
-    return _savefig(fig, path)
+    return save_figure(fig, path)
 
 
 def save_histograms(samples: Mapping[str, torch.Tensor], path: Path, title: str = "", bins: int = 60) -> Path:
     """Overlaid density histograms of 1-D samples (real data against generated, say), on shared bins."""
-    plt = _plt()
+    plt = pyplot()
     values = {k: v.detach().float().reshape(-1).cpu() for k, v in samples.items()}
     lo = min(float(v.min()) for v in values.values())
     hi = max(float(v.max()) for v in values.values())
@@ -203,4 +206,4 @@ def save_histograms(samples: Mapping[str, torch.Tensor], path: Path, title: str 
     ax.legend()
     if title:
         ax.set_title(title)
-    return _savefig(fig, path)
+    return save_figure(fig, path)

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError
+from . import pyplot, save_figure
 
 __all__ = ["ACTIVATIONS", "activation", "derivative", "save_activations", "step"]
 
@@ -88,13 +89,11 @@ def save_activations(
     Path
         The file written.
     """
-    from . import _plt, _savefig
-
     if not x_min < x_max:
         raise ConfigError(f"activations: x_min ({x_min}) must be below x_max ({x_max})")
     if points < 3:
         raise ConfigError(f"activations: points must be >= 3, got {points}")
-    plt = _plt()
+    plt = pyplot()
     x = torch.linspace(x_min, x_max, points, dtype=torch.float64)
     names = list(ACTIVATIONS)
     ncols = 3
@@ -124,4 +123,4 @@ def save_activations(
         ax.axis("off")
     fig.suptitle(title or "Activation functions and their derivatives")
     fig.tight_layout()
-    return _savefig(fig, Path(path))
+    return save_figure(fig, Path(path))

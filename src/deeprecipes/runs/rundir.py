@@ -18,18 +18,25 @@ from it.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import RecipeConfig, config_from_dict
-from .errors import CheckpointError
+from ..config import RecipeConfig, config_from_dict
+from ..errors import CheckpointError, DeepRecipesError
+from ..recipes import check_builders
+from ..registry import MODELS, create_model
+from ..training.checkpoint import load_checkpoint, read_index
 
-__all__ = ["LoadedRun", "load_run", "read_config", "model_record", "MODEL_FILE"]
+__all__ = ["LoadedRun", "load_run", "read_config", "model_record", "lock_run_dir", "MODEL_FILE", "LOCK_FILE"]
 
 MODEL_FILE = "model.json"
+LOCK_FILE = ".lock"
 
 
 @dataclass
@@ -52,9 +59,11 @@ def read_config(run_dir: str | Path) -> RecipeConfig:
         raise CheckpointError(f"{run_dir} is not a run directory (no config.json)")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{path}: unreadable ({e})") from None
-    return config_from_dict(raw)
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{path}: not a run's config (a JSON object), got {type(raw).__name__}")
+    return check_builders(config_from_dict(raw))
 
 
 def _json_safe(meta: Mapping[str, Any]) -> dict[str, Any]:
@@ -70,8 +79,6 @@ def _json_safe(meta: Mapping[str, Any]) -> dict[str, Any]:
 
 def model_record(cfg: RecipeConfig, model: Any, train_x: Any, meta: Mapping[str, Any]) -> dict[str, Any]:
     """What ``model.json`` holds for ``model``, built from ``cfg`` and trained on inputs ``train_x``."""
-    from .registry import MODELS
-
     bound = MODELS.signature(cfg.model.name).bind_partial(**cfg.model.args)
     bound.apply_defaults()
     args = {**bound.arguments, **model.data_args()}
@@ -96,9 +103,6 @@ def load_run(run_dir: str | Path, *, which: str = "best", device: str = "cpu") -
     device : str
         Where the model goes.
     """
-    from .registry import create_model
-    from .training.checkpoint import load_checkpoint, read_index
-
     run_dir = Path(run_dir)
     cfg = read_config(run_dir)
     path = run_dir / MODEL_FILE
@@ -107,7 +111,7 @@ def load_run(run_dir: str | Path, *, which: str = "best", device: str = "cpu") -
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
         name, args = record["name"], dict(record["args"])
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError) as e:  # ValueError: bad JSON or bad UTF-8
         raise CheckpointError(f"{path}: unreadable ({e!r})") from None
     if which == "best" and not read_index(run_dir / "checkpoints").get("best"):
         which = "latest"
@@ -120,3 +124,24 @@ def load_run(run_dir: str | Path, *, which: str = "best", device: str = "cpu") -
         raise CheckpointError(f"{ckpt}: weights do not fit the model in {MODEL_FILE} ({e})") from None
     model.to(device).eval()
     return LoadedRun(model, cfg, name, args, record.get("input", {}), record.get("data", {}), ckpt)
+
+
+@contextlib.contextmanager
+def lock_run_dir(run_dir: str | Path) -> Iterator[None]:
+    """Hold an advisory lock (``fcntl.flock``) on a run directory while a run or resume writes it; a second one
+    is refused with one line naming the process that holds it. The lock goes with the process, kill -9 included."""
+    path = Path(run_dir) / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "another process"
+            raise DeepRecipesError(
+                f"{run_dir} is in use by PID {holder} (a run or resume is writing it); wait for it to end"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

@@ -1,0 +1,436 @@
+"""Run a recipe end to end: ``run()`` for a new run, ``resume()`` for a killed one, ``evaluate()``, ``figures()``
+and ``sample()`` for a saved one.
+
+A run, in the order a reader expects (pytorch/examples): config, process layout, device, parts (seeds, data, model,
+sources, optimizers, engine with callbacks), its phases in order (:mod:`deeprecipes.runs.phases`), final metrics,
+figures, summary. Under torchrun every rank runs the same code; rank 0 alone writes. A run directory holds::
+
+    runs/<recipe>/<time>-s<seed>/
+        config.json       resolved recipe (what resume rebuilds from)
+        model.json        resolved model arguments, input spec, data transform state (what load_run rebuilds from)
+        metrics.jsonl     one line of metrics per epoch
+        tb/               TensorBoard event files
+        checkpoints/      safetensors + JSON, see deeprecipes.training.checkpoint
+        figures/          PNG pictures
+        summary.json      final metrics, target, data split, seed, device, wall time, versions
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import RecipeConfig, parse_override
+from ..errors import ConfigError, DeepRecipesError
+from ..models.language import RNNLanguageModel
+from ..recipes import load_recipe
+from ..registry import create_model
+from ..training.checkpoint import atomic_write_text
+from ..training.engine import Engine
+from ..training.strategy import Single, Strategy, current_strategy
+from . import report
+from .device import RunMachine, on_machine
+from .parts import RunParts, build_parts, eval_sources, load_data, seed_everything
+from .phases import phases_for
+from .rundir import LOCK_FILE, MODEL_FILE, load_run, lock_run_dir, model_record, read_config
+
+__all__ = ["run", "resume", "evaluate", "figures", "sample", "RunResult"]
+
+log = logging.getLogger("deeprecipes")
+
+
+@dataclass
+class RunResult:
+    """What a run produced. ``metrics`` are the final ones (full evaluation sets unless ``eval_subset``)."""
+
+    run_dir: Path
+    config: RecipeConfig
+    metrics: dict[str, float]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    model: Any = None
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v:.6g}" for k, v in self.metrics.items() if isinstance(v, float))
+        return f"RunResult({self.config.name!r}, {shown}, run_dir='{self.run_dir}')"
+
+
+def collect_overrides(
+    overrides: Mapping[str, Any] | Sequence[str] | None,
+    *,
+    epochs: int | None,
+    steps: int | None,
+    seed: int | None,
+    device: str | None,
+    threads: int | None,
+    smoke: bool,
+    precision: str | None = None,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if smoke:
+        out.update({"train.epochs": 1, "train.max_steps": 20, "train.eval_subset": 1000})
+    out.update(_checked_overrides(overrides))
+    for key, value in (
+        ("epochs", epochs),
+        ("max_steps", steps),
+        ("seed", seed),
+        ("device", device),
+        ("threads", threads),
+    ):
+        if value is not None:
+            out[f"train.{key}"] = value
+    if precision is not None:  # the whole run: pretraining too
+        out["train.precision"] = out["pretrain.precision"] = precision
+    return out
+
+
+def _checked_overrides(overrides: Any) -> dict[str, Any]:
+    """``overrides`` as a dict of dotted keys: a mapping with string keys, or a list of "key=value" strings in which
+    no key is given twice with different values."""
+    hint = 'overrides are a dict ({"train.epochs": 2}) or a list of "key=value" strings (["train.epochs=2"])'
+    if overrides is None:
+        return {}
+    if isinstance(overrides, Mapping):
+        bad = [k for k in overrides if not isinstance(k, str)]
+        if bad:
+            raise ConfigError(f"override keys must be strings such as 'train.epochs', got {bad[0]!r}; {hint}")
+        return dict(overrides)
+    if isinstance(overrides, str | bytes) or not isinstance(overrides, Sequence):
+        raise ConfigError(f"overrides must not be {type(overrides).__name__} {overrides!r}; {hint}")
+    out: dict[str, Any] = {}
+    for item in overrides:
+        if not isinstance(item, str):
+            raise ConfigError(f"override {item!r} is not a 'key=value' string; {hint}")
+        key, value = parse_override(item)
+        if key in out and out[key] != value:
+            raise ConfigError(f"'{key}' is set twice, to {out[key]!r} and to {value!r}; keep one")
+        out[key] = value
+    return out
+
+
+def make_run_dir(cfg: RecipeConfig, out: str | Path | None) -> tuple[Path, bool]:
+    """A new run directory (``runs/<recipe>/<time>-s<seed>`` unless ``out``), checked writable, with ``config.json``;
+    and whether this call created the folder (what :func:`remove_stub` may delete)."""
+    if out is not None and not str(out).strip():
+        raise DeepRecipesError("--out is empty; name the run directory, or leave it out for runs/<recipe>/...")
+    if out is None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_dir = Path("runs") / cfg.name / f"{stamp}-s{cfg.train.seed}"
+        i = 1
+        while run_dir.exists():
+            run_dir = Path("runs") / cfg.name / f"{stamp}-s{cfg.train.seed}-{i}"
+            i += 1
+    else:
+        run_dir = Path(out)
+    if (run_dir / "config.json").exists():
+        raise DeepRecipesError(
+            f"{run_dir} already holds a run; continue it with 'deeprecipes resume {run_dir}' or choose another --out"
+        )
+    fresh = not run_dir.exists()
+    try:
+        (run_dir / "figures").mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise DeepRecipesError(f"cannot write the run directory {run_dir}: {e.strerror}") from None
+    atomic_write_text(run_dir / "config.json", cfg.to_json())
+    return run_dir, fresh
+
+
+def remove_stub(run_dir: Path, fresh: bool) -> None:
+    """Undo :func:`make_run_dir` after a start that failed before training: the whole folder when the run made it,
+    else only what it wrote (so that the corrected command can use the same ``--out``)."""
+    if fresh:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    for name in ("config.json", MODEL_FILE, LOCK_FILE):
+        (run_dir / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        (run_dir / "figures").rmdir()
+
+
+def _on_main(strategy: Strategy, fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` on rank 0, its result (or its error, as one line) on every rank."""
+    result: Any = None
+    error = ""
+    if strategy.is_main:
+        try:
+            result = fn(*args)
+        except DeepRecipesError as e:
+            error = str(e)
+    result, error = strategy.broadcast_object((result, error))
+    if error:
+        raise DeepRecipesError(error)
+    return result
+
+
+def execute(
+    cfg: RecipeConfig,
+    run_dir: Path,
+    *,
+    resume: bool,
+    data_dir: str | None,
+    progress: bool | None,
+    callbacks: Sequence[Any] = (),
+    strategy: Strategy | None = None,
+    started: list[bool] | None = None,
+) -> RunResult:
+    """Build a run's parts, run its phases and report, on this process's share of the job, holding the run
+    directory's lock on rank 0. ``started`` gets an entry once the parts are built and the phases begin."""
+    started = [] if started is None else started
+    strategy = strategy or Single()
+    with contextlib.ExitStack() as stack:
+        if strategy.is_main:
+            stack.enter_context(lock_run_dir(run_dir))
+        mach, applied = stack.enter_context(on_machine(cfg, run_dir, strategy))
+        return _execute_on(cfg, run_dir, mach, applied, resume, data_dir, progress, callbacks, strategy, started)
+
+
+def _execute_on(
+    cfg: RecipeConfig,
+    run_dir: Path,
+    mach: RunMachine,
+    applied: Any,
+    resume: bool,
+    data_dir: str | None,
+    progress: bool | None,
+    callbacks: Sequence[Any],
+    strategy: Strategy,
+    started: list[bool],
+) -> RunResult:
+    parts = build_parts(
+        cfg, run_dir, mach, data_dir=data_dir, progress=progress, strategy=strategy, extra_callbacks=callbacks
+    )
+    if strategy.is_main:
+        record = model_record(cfg, parts.model, parts.data.train.x, getattr(parts.data, "meta", {}))
+        atomic_write_text(run_dir / MODEL_FILE, json.dumps(record, indent=1))
+    started.append(True)  # from here on the run directory holds a run: a failure leaves it for resume
+    for phase in phases_for(cfg):
+        parts.results[phase.name] = phase.run(parts, resume=resume)
+    history = parts.results.get("fit", [])
+    if strategy.world_size > 1:
+        parts.results["distributed"] = _check_ranks_agree(parts)
+    final = report.final_metrics(parts, history)
+    if not strategy.is_main:
+        return RunResult(run_dir=run_dir, config=cfg, metrics=final, history=history, model=parts.model)
+    return _report(parts, final, history, applied)
+
+
+def _check_ranks_agree(parts: RunParts) -> dict[str, Any]:
+    """The largest difference between any rank's weights and rank 0's: data-parallel ranks must end alike."""
+    flat = torch.cat([p.detach().reshape(-1).float() for p in parts.model.parameters()])
+    ref = flat.clone()
+    torch.distributed.broadcast(ref, src=0)
+    diff = (flat - ref).abs().max() if flat.numel() else flat.new_zeros(())
+    parts.strategy.all_reduce(diff)  # a sum of non-negative maxima: 0 only when every rank matches
+    return {**parts.strategy.describe(), "max_weight_diff_across_ranks": float(diff)}
+
+
+def _report(parts: RunParts, final: dict[str, float], history: list[dict[str, Any]], applied: Any) -> RunResult:
+    cfg, run_dir = parts.cfg, parts.run_dir
+    klass = report.class_report(parts.model, parts.data, cfg.train.eval_subset)
+    figures = report.figures(cfg, run_dir, parts.model, parts.sample, parts.data, report=klass)
+    if cfg.train.images:
+        report.figures_to_tensorboard(run_dir, figures, parts.engine.step_count)
+    summary = report.write_summary(parts, final, klass, figures, applied)
+    return RunResult(run_dir=run_dir, config=cfg, metrics=final, history=history, summary=summary, model=parts.model)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# public API
+
+
+def run(
+    recipe: str | Path,
+    *,
+    epochs: int | None = None,
+    steps: int | None = None,
+    seed: int | None = None,
+    device: str | None = None,
+    threads: int | None = None,
+    precision: str | None = None,
+    out: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    overrides: Mapping[str, Any] | Sequence[str] | None = None,
+    smoke: bool = False,
+    progress: bool | None = None,
+    check: bool = False,
+    callbacks: Sequence[Any] = (),
+) -> RunResult | RecipeConfig:
+    """Run a recipe by name (``deeprecipes list``) or TOML path, with the same defaults as the command line.
+
+    Parameters
+    ----------
+    recipe : str or Path
+    epochs, steps, seed, device, threads : optional
+        Shortcuts for ``train.epochs``, ``train.max_steps``, ``train.seed``, ``train.device``, ``train.threads``.
+    precision : {"auto", "fp32", "bf16", "fp16"}, optional
+        ``train.precision`` and ``pretrain.precision`` at once (see :func:`deeprecipes.machine.resolve_precision`).
+    out : path, optional
+        The run directory (default ``runs/<recipe>/<time>-s<seed>``).
+    data_dir : path, optional
+        Where data files are looked for first (else ``$DEEPRECIPES_DATA``).
+    overrides : dict or list of "key=value"
+        Any recipe key, e.g. ``{"optimizer.lr": 0.01}`` or ``["train.batch_size=64"]``.
+    smoke : bool
+        A seconds-long check run: 20 steps, evaluation on 1,000 samples.
+    check : bool
+        Only resolve and check the recipe; return the config.
+    callbacks : sequence of Callback
+        Extra observers of the loop (they run before early stopping and checkpointing).
+
+    Examples
+    --------
+    >>> import deeprecipes
+    >>> result = deeprecipes.run("denoising-autoencoder", epochs=5)
+    >>> result.metrics["test_cost"]
+    """
+    if not isinstance(recipe, str | Path) or not str(recipe):
+        raise ConfigError(f"recipe must be a recipe name or a .toml path, got {recipe!r}")
+    cfg = load_recipe(
+        recipe,
+        collect_overrides(
+            overrides,
+            epochs=epochs,
+            steps=steps,
+            seed=seed,
+            device=device,
+            threads=threads,
+            smoke=smoke,
+            precision=precision,
+        ),
+    )
+    if check:
+        RunMachine.resolve(cfg)  # the device exists here, the precisions resolve
+        create_model(cfg.model.name, **cfg.model.args)  # builds without data: catches model-level errors too
+        return cfg
+    RunMachine.resolve(cfg)  # a device this machine lacks fails here, before any file is written
+    return _start(cfg, out, None if data_dir is None else str(data_dir), progress, callbacks)
+
+
+def _start(
+    cfg: RecipeConfig, out: str | Path | None, data_dir: str | None, progress: bool | None, callbacks: Sequence[Any]
+) -> RunResult:
+    """A new run of ``cfg``: its directory (made by rank 0), then :func:`execute`; a start that fails before
+    training removes what it wrote, and an interrupted run says how to resume it."""
+    strategy = current_strategy()
+    started: list[bool] = []
+    try:
+        run_dir, fresh = _on_main(strategy, make_run_dir, cfg, out)
+        try:
+            return execute(
+                cfg,
+                Path(run_dir),
+                resume=False,
+                data_dir=data_dir,
+                progress=progress,
+                callbacks=callbacks,
+                strategy=strategy,
+                started=started,
+            )
+        except (DeepRecipesError, OSError):
+            if not started and strategy.is_main:  # a failed start leaves nothing behind
+                remove_stub(Path(run_dir), fresh)
+            raise
+        except KeyboardInterrupt:
+            if started and strategy.is_main:
+                log.warning("interrupted; continue with: deeprecipes resume %s", run_dir)
+            raise
+    finally:
+        strategy.close()
+
+
+def resume(run_dir: str | Path, *, data_dir: str | Path | None = None, progress: bool | None = None) -> RunResult:
+    """Continue a run from its latest checkpoint; with the same seed on CPU it ends with the same weights as a run
+    that was never interrupted. A run with no checkpoint yet starts over. Under torchrun every rank resumes."""
+    run_dir = Path(run_dir)
+    cfg = read_config(run_dir)
+    strategy = current_strategy()
+    try:
+        return execute(
+            cfg,
+            run_dir,
+            resume=True,
+            data_dir=None if data_dir is None else str(data_dir),
+            progress=progress,
+            strategy=strategy,
+        )
+    finally:
+        strategy.close()
+
+
+def _saved(run_dir: str | Path, which: str, data_dir: str | Path | None, device: torch.device) -> tuple[Any, Any]:
+    """A saved run's model (through :func:`load_run`) and its data, prepared as the run prepared them."""
+    loaded = load_run(run_dir, which=which, device=str(device))
+    data, _ = load_data(loaded.config, None if data_dir is None else str(data_dir), device)
+    seed_everything(loaded.config.train.seed)
+    return loaded, data
+
+
+def figures(
+    run_dir: str | Path, *, which: str = "latest", out: str | Path | None = None, data_dir: str | Path | None = None
+) -> list[str]:
+    """Draw a saved run's pictures again from its checkpoint: reconstructions (clean / corrupted / reconstructed),
+    first-layer filters, training curves and, for a 2-unit code, the test set in code space. Returns the files."""
+    run_dir = Path(run_dir)
+    cfg = read_config(run_dir)
+    with on_machine(cfg, None) as (mach, _):
+        loaded, data = _saved(run_dir, which, data_dir, mach.device)
+        sample = data.splits()["test"].subset(10).to(mach.device).tensors()
+        out_dir = None if out is None else Path(out)
+        return report.figures(loaded.config, run_dir, loaded.model, sample, data, out_dir)
+
+
+def evaluate(
+    run_dir: str | Path, *, which: str = "latest", data_dir: str | Path | None = None, splits: Sequence[str] = ()
+) -> dict[str, float]:
+    """A saved run's model (through :func:`load_run`) evaluated on the full evaluation splits (default: the run's
+    own ``train.eval_on``)."""
+    run_dir = Path(run_dir)
+    cfg = read_config(run_dir)
+    cfg.train.eval_subset = 0
+    if splits:
+        cfg.train.eval_on = list(splits)
+    with on_machine(cfg, None) as (mach, _):
+        loaded, data = _saved(run_dir, which, data_dir, mach.device)
+        missing = [name for name in splits if name not in data.splits()]
+        if missing:
+            raise ConfigError(f"{run_dir}: no split {missing} in dataset '{cfg.data.name}'; it has {list(data.splits())}")
+        engine = Engine(loaded.model, precision=mach.precision)  # evaluation in the run's precision
+        out: dict[str, float] = {}
+        for name, batches in eval_sources(cfg, data, mach.device).items():
+            out.update({f"{name}_{k}": v for k, v in engine.evaluate(batches).items()})
+        return out
+
+
+def sample(
+    run_dir: str | Path,
+    *,
+    prime: str = "",
+    temperature: float = 1.0,
+    length: int = 500,
+    seed: int = 0,
+    which: str = "latest",
+) -> str:
+    """Text generated by a saved language-model run: ``prime`` then ``length`` tokens drawn at ``temperature``.
+
+    Only the run directory is read (:func:`deeprecipes.load_run`: model.json, config.json and a checkpoint).
+
+    Examples
+    --------
+    >>> print(deeprecipes.sample("runs/char-rnn-shakespeare/...", prime="ROMEO:", temperature=0.8, length=500))
+    """
+    run = load_run(run_dir, which=which)
+    if not isinstance(run.model, RNNLanguageModel):
+        raise ConfigError(f"{run_dir}: model '{run.name}' is not a language model; it cannot generate text")
+    return run.model.generate_text(prime, length=length, temperature=temperature, seed=seed)

@@ -1,0 +1,187 @@
+"""The typed set of parts one run is made of, and the one function that builds them from a recipe.
+
+:func:`build_parts` seeds the generators, loads and prepares the data, builds the model, its training and
+evaluation sources, the optimizers it declares and the engine with its callbacks. Every phase of a run
+(:mod:`deeprecipes.runs.phases`) works on the same :class:`RunParts`; nothing in them depends on which phases run.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..config import RecipeConfig
+from ..errors import ConfigError
+from ..data import Batches
+from ..registry import DATASETS, create_dataset, create_model
+from ..training.callbacks import (
+    Callback,
+    Checkpointer,
+    EarlyStopping,
+    MetricsLog,
+    ProgressLogger,
+    TensorBoardLogger,
+    WallClock,
+)
+from ..training.engine import Engine
+from ..training.setup import make_engine
+from ..training.strategy import Single, Strategy
+from .device import RunMachine
+
+__all__ = ["RunParts", "build_parts", "load_data", "clean_inputs"]
+
+
+@dataclass
+class RunParts:
+    """Everything a run's phases share: the recipe, where it writes, the machine and process layout, the prepared
+    data, the model, its sources and the engine of the fit phase."""
+
+    cfg: RecipeConfig
+    run_dir: Path | None
+    machine: RunMachine
+    strategy: Strategy
+    data: Any
+    model: Any
+    train: Batches
+    eval_sets: dict[str, Batches]
+    sample: tuple[torch.Tensor, ...]
+    engine: Engine
+    clock: WallClock
+    progress: bool | None = None
+    train_x: torch.Tensor | None = None
+    val_x: torch.Tensor | None = None
+    results: dict[str, Any] = field(default_factory=dict)  # what each phase reports, by phase name
+
+    @property
+    def device(self) -> torch.device:
+        return self.machine.device
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def load_data(cfg: RecipeConfig, data_dir: str | None, device: torch.device) -> tuple[Any, Any]:
+    """The recipe's dataset and a new model, the data as ``model.prepare_data`` leaves them (noise drawn once,
+    vocabularies built), in the order a run draws its random numbers: seed, dataset, model, preparation."""
+    seed_everything(cfg.train.seed)
+    data_args = dict(cfg.data.args)
+    if data_dir is not None and "data_dir" in DATASETS.signature(cfg.data.name).parameters:
+        data_args["data_dir"] = str(data_dir)
+    data = create_dataset(cfg.data.name, **data_args)
+    model = create_model(cfg.model.name, **cfg.model.args).to(device)
+    return model.prepare_data(data), model
+
+
+def clean_inputs(part: Any) -> torch.Tensor:
+    """The uncorrupted inputs of a split (noise drawn once keeps them in ``clean``)."""
+    return part.x if part.clean is None else part.clean
+
+
+def eval_sources(cfg: RecipeConfig, data: Any, device: torch.device) -> dict[str, Batches]:
+    t = cfg.train
+    splits = data.splits()
+    # train, val and test are evaluated when the dataset has them (the default asks for val and test); any other
+    # name is a typo
+    unknown = [name for name in t.eval_on if name not in splits and name not in ("train", "val", "test")]
+    if unknown:
+        raise ConfigError(
+            f"train.eval_on names {unknown}, but dataset '{cfg.data.name}' has the splits {', '.join(splits)}"
+        )
+    return {
+        name: Batches(
+            *splits[name].subset(t.eval_subset).to(device).tensors(), batch_size=t.eval_batch_size, shuffle=False
+        )
+        for name in t.eval_on
+        if name in splits
+    }
+
+
+def _callbacks(
+    cfg: RecipeConfig, run_dir: Path | None, sample: Any, steps: int, progress: bool | None, extra: Sequence[Callback]
+) -> list[Callback]:
+    """Progress, the caller's own, early stopping, then (with a run directory) the writers; checkpointing last."""
+    t = cfg.train
+    monitor, mode = cfg.monitor
+    out: list[Callback] = [ProgressLogger(t.epochs, steps, t.max_steps, live=progress), *extra]
+    if t.early_stopping:
+        out.append(EarlyStopping(monitor, mode, t.early_stopping))
+    if run_dir is not None:
+        out += [
+            MetricsLog(run_dir / "metrics.jsonl"),
+            TensorBoardLogger(run_dir / "tb", sample=sample, histograms=t.histograms, images=t.images),
+            Checkpointer(
+                run_dir / "checkpoints",
+                monitor=monitor,
+                mode=mode,
+                every_steps=t.checkpoint_every,
+                keep_best=t.keep_best,
+            ),
+        ]
+    return out
+
+
+def build_parts(
+    cfg: RecipeConfig,
+    run_dir: Path | None,
+    mach: RunMachine,
+    *,
+    data_dir: str | None,
+    progress: bool | None,
+    strategy: Strategy | None = None,
+    extra_callbacks: Sequence[Callback] = (),
+) -> RunParts:
+    """Seeds, data, model, sources, optimizers, callbacks and engine for ``cfg`` on ``mach``'s device (inside
+    :func:`deeprecipes.runs.device.on_machine`, which holds threads and denormal flushing)."""
+    t = cfg.train
+    strategy = strategy or Single()
+    data, model = load_data(cfg, data_dir, mach.device)
+    train = data.train.subset(t.train_subset).to(mach.device)
+    model.check_data(train.x)
+    batches = Batches(*train.tensors(), batch_size=t.batch_size, shuffle=t.shuffle, drop_last=t.drop_last, seed=t.seed)
+    if t.compile:
+        model.compile()
+    sample = data.splits()["test"].subset(10).to(mach.device).tensors()
+    clock = WallClock()
+    callbacks = [clock, *_callbacks(cfg, run_dir, sample, max(len(batches), 1), progress, extra_callbacks)]
+    engine = make_engine(
+        model,
+        plan=cfg.optimizer_plan(),
+        steps_per_epoch=len(batches),
+        epochs=t.epochs,
+        max_steps=t.max_steps,
+        callbacks=callbacks,
+        model_name=f"model '{cfg.model.name}'",
+        grad_clip=t.grad_clip,
+        l1=t.l1,
+        l2=t.l2,
+        precision=mach.precision,
+        log_every=t.log_every,
+        strategy=strategy,
+    )
+    if strategy.rank:  # rank 0 draws as a 1-process run does (dropout, noise); the other ranks draw their own
+        torch.manual_seed(t.seed + 104729 * strategy.rank)
+    return RunParts(
+        cfg=cfg,
+        run_dir=run_dir,
+        machine=mach,
+        strategy=strategy,
+        data=data,
+        model=model,
+        train=batches,
+        eval_sets=eval_sources(cfg, data, mach.device),
+        sample=sample,
+        engine=engine,
+        clock=clock,
+        progress=progress,
+        train_x=clean_inputs(train),
+        val_x=None if data.val is None else clean_inputs(data.val.subset(t.eval_subset).to(mach.device)),
+    )

@@ -1,0 +1,187 @@
+"""Run directories under hostile use: damaged or hand-edited files give one line, a missing index is rebuilt, a
+damaged latest checkpoint is named, failed starts leave nothing, paths stay inside, a second writer is refused."""
+
+import contextlib
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import deeprecipes
+from deeprecipes.cli import main
+from deeprecipes.errors import CheckpointError, ConfigError, DeepRecipesError
+from deeprecipes.runs.rundir import lock_run_dir
+from deeprecipes.training.checkpoint import load_checkpoint, read_index
+
+FAST = {"train.train_subset": 600, "train.eval_subset": 200, "train.threads": 1, "train.histograms": False}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "done"
+    deeprecipes.run("mlp-mnist-fast", epochs=3, out=out, overrides=FAST, progress=False)
+    return out
+
+
+def copy_run(src: Path, dst: Path) -> Path:
+    subprocess.run(["cp", "-r", str(src), str(dst)], check=True)
+    return dst
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """The command line, in this process (a subprocess only where another process must hold the lock)."""
+    err, out = io.StringIO(), io.StringIO()
+    handler = logging.StreamHandler(err)  # warnings go to stderr as the CLI's own logging would put them
+    logging.getLogger("deeprecipes").addHandler(handler)
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+            code = main(["-q", *args])
+    finally:
+        logging.getLogger("deeprecipes").removeHandler(handler)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+def cli_process(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "deeprecipes", "-q", *args], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize(
+    ("file", "text", "message"),
+    [
+        ("checkpoints/index.json", "null", "not a checkpoint index"),
+        ("checkpoints/index.json", "[1, 2]", "not a checkpoint index"),
+        ("checkpoints/index.json", '{"latest": 5}', "'latest' must name a checkpoint folder in"),
+        ("checkpoints/index.json", '{"latest": "../../../etc"}', "'latest' must name a checkpoint folder in"),
+        ("checkpoints/index.json", b"\xff\xfe", "unreadable checkpoint index"),
+        ("config.json", "[]", "not a run's config"),
+        ("config.json", b"\xff", "unreadable"),
+    ],
+)
+def test_damaged_run_directory_json_is_one_line(finished, tmp_path, file, text, message):
+    run = copy_run(finished, tmp_path / "run")
+    path = run / file
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(CheckpointError, match=message):
+        deeprecipes.evaluate(run)
+    done = cli("eval", str(run))
+    assert done.returncode == 2 and done.stderr.startswith("error: ") and "Traceback" not in done.stderr
+
+
+def test_state_json_of_the_wrong_shape_is_a_damaged_checkpoint(finished, tmp_path):
+    run = copy_run(finished, tmp_path / "run")
+    index = read_index(run / "checkpoints")
+    for name in (index["latest"], index["previous"]):
+        (run / "checkpoints" / name / "state.json").write_text("[1]")
+    with pytest.raises(CheckpointError, match="not a JSON object"):
+        load_checkpoint(run / "checkpoints")
+
+
+def test_a_damaged_latest_checkpoint_is_named_not_passed_over(finished, tmp_path, caplog):
+    run = copy_run(finished, tmp_path / "run")
+    index = read_index(run / "checkpoints")
+    model = run / "checkpoints" / index["latest"] / "model.safetensors"
+    model.write_bytes(model.read_bytes()[:100])  # truncated
+    with caplog.at_level("WARNING", logger="deeprecipes"):
+        _, _, used = load_checkpoint(run / "checkpoints")
+    assert used.name == index["previous"]
+    assert index["latest"] in caplog.text and "using the previous checkpoint" in caplog.text
+    done = cli("eval", str(run))
+    assert done.returncode == 0 and index["previous"] in done.stderr and "damaged" in done.stderr
+
+
+def test_resume_with_its_index_missing_rebuilds_it_and_keeps_the_checkpoints(finished, tmp_path):
+    run = copy_run(finished, tmp_path / "run")
+    before = read_index(run / "checkpoints")
+    (run / "checkpoints" / "index.json").unlink()
+    summary = json.loads((run / "summary.json").read_text())
+    result = deeprecipes.resume(run, progress=False)
+    assert read_index(run / "checkpoints")["latest"] == before["latest"]  # nothing trained again, nothing lost
+    assert result.summary["steps"] == summary["steps"]
+
+
+def test_a_failed_start_leaves_no_stub_and_the_same_out_works_after(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(DeepRecipesError):
+        deeprecipes.run("mlp-mnist-fast", out=out, overrides={**FAST, "data.split": "nope"}, progress=False)
+    assert not out.exists()
+    out.mkdir()
+    with pytest.raises(DeepRecipesError):
+        deeprecipes.run("mlp-mnist-fast", out=out, overrides={**FAST, "data.split": "nope"}, progress=False)
+    assert list(out.iterdir()) == []  # a folder the user made stays, empty
+    deeprecipes.run("mlp-mnist-fast", out=out, steps=5, overrides=FAST, progress=False)
+    assert (out / "summary.json").exists()
+
+
+@pytest.mark.parametrize("name", ["../escape", "/abs/path", "a/b", ""])
+def test_recipe_names_cannot_leave_runs(name):
+    with pytest.raises(ConfigError, match="recipe name"):
+        deeprecipes.run("mlp-mnist-fast", overrides={"name": name}, check=True)
+
+
+def test_empty_out_and_out_of_range_seed_are_one_line():
+    with pytest.raises(DeepRecipesError, match="--out is empty"):
+        deeprecipes.run("mlp-mnist-fast", out="", overrides=FAST)
+    done = cli("run", "mlp-mnist-fast", "--seed", "4294967296", "--check")
+    assert done.returncode == 2 and "train.seed must be <= 4294967295" in done.stderr
+
+
+def test_a_second_writer_is_refused_with_the_holders_pid(finished, tmp_path):
+    run = copy_run(finished, tmp_path / "run")
+    with lock_run_dir(run):
+        done = cli_process("resume", str(run))
+        assert done.returncode == 2 and f"in use by PID {os.getpid()}" in done.stderr
+    with lock_run_dir(run):  # released: taken again
+        pass
+
+
+@pytest.mark.parametrize(
+    ("text", "args", "message"),
+    [
+        (b'name = "x"\n[data]\nname = "mnist"\nwhen = 1979-05-27\n', [], "'data.when' is a TOML date or time"),
+        (b'name = "x"\n\xff\xfe = 1\n', [], "not valid TOML"),
+        (b'name = "x"\ntrain = 5\n[model]\nname = "mlp"\n', ["--epochs", "2"], "'train' is the value 5"),
+    ],
+)
+def test_bad_recipe_files_are_one_line(tmp_path, text, args, message):
+    path = tmp_path / "bad.toml"
+    path.write_bytes(text)
+    done = cli("run", str(path), "--check", *args)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (5, "overrides must not be int"),
+        ([5], "is not a 'key=value' string"),
+        ({1: 2}, "override keys must be strings"),
+        ("train.epochs=2", "overrides must not be str"),
+        (["train.epochs=2", "train.epochs=3"], "'train.epochs' is set twice"),
+        ({"train.epochs.foo": 1}, "'train.epochs' is the value"),
+    ],
+)
+def test_bad_overrides_from_python_are_config_errors(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        deeprecipes.run("mlp-mnist-fast", overrides=overrides, check=True)
+
+
+def test_no_recipe_and_an_eval_on_typo_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="recipe must be a recipe name"):
+        deeprecipes.run(None, check=True)
+    with pytest.raises(ConfigError, match=r"train.eval_on names \['tset'\]"):
+        deeprecipes.run("mlp-mnist-fast", steps=2, out=tmp_path / "r", overrides={**FAST, "train.eval_on": ["tset"]})
+    assert not (tmp_path / "r").exists()
+
+
+def test_summary_json_is_strict_json(tmp_path):
+    from deeprecipes.runs.report import strict_json
+
+    assert strict_json({"a": float("nan"), "b": [1.0, float("inf")], "c": 2}) == (
+        {"a": None, "b": [1.0, None], "c": 2},
+        ["a", "b[1]"],
+    )
