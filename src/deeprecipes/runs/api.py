@@ -406,6 +406,7 @@ def evaluate(
         missing = [name for name in splits if name not in data.splits()]
         if missing:
             raise ConfigError(f"{run_dir}: no split {missing} in dataset '{cfg.data.name}'; it has {list(data.splits())}")
+        log.info("evaluating %s", loaded.checkpoint)  # the checkpoint used (a damaged latest was warned about)
         engine = Engine(loaded.model, precision=mach.precision)  # evaluation in the run's precision
         out: dict[str, float] = {}
         for name, batches in eval_sources(cfg, data, mach.device).items():
