@@ -185,3 +185,12 @@ def test_summary_json_is_strict_json(tmp_path):
         {"a": None, "b": [1.0, None], "c": 2},
         ["a", "b[1]"],
     )
+
+
+def test_a_folder_where_a_data_file_should_be_is_one_line(tmp_path):
+    from deeprecipes.errors import DataError
+    from deeprecipes.registry import create_dataset
+
+    (tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz").mkdir(parents=True)
+    with pytest.raises(DataError, match="is a folder"):
+        create_dataset("mnist", split="tf", data_dir=str(tmp_path))

@@ -276,6 +276,8 @@ def _find_local(dataset: str, spec: FileSpec, folders: list[tuple[Path, bool]]) 
     deleted (to be downloaded again)."""
     for folder, is_cache in folders:
         path = folder / spec.name
+        if path.is_dir() and not is_cache:  # a folder where the file should be: never passed over in silence
+            raise DataError(f"{path} is a folder; {dataset} needs the file {spec.name} there (or nothing of that name)")
         if not path.is_file():
             continue
         try:
