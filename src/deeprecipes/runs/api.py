@@ -229,8 +229,7 @@ def _execute_on(
 def _check_ranks_agree(parts: RunParts) -> dict[str, Any]:
     """The largest difference between any rank's weights and rank 0's: data-parallel ranks must end alike."""
     flat = torch.cat([p.detach().reshape(-1).float() for p in parts.model.parameters()])
-    ref = flat.clone()
-    torch.distributed.broadcast(ref, src=0)
+    ref = parts.strategy.broadcast(flat.clone())
     diff = (flat - ref).abs().max() if flat.numel() else flat.new_zeros(())
     parts.strategy.all_reduce(diff)  # a sum of non-negative maxima: 0 only when every rank matches
     return {**parts.strategy.describe(), "max_weight_diff_across_ranks": float(diff)}

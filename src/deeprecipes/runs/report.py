@@ -20,7 +20,7 @@ from .. import machine
 from ..config import RecipeConfig
 from ..models.base import Classifier
 from ..training.checkpoint import atomic_write_text
-from ..viz import save_code_scatter, save_confusion, save_curves, save_image_rows, save_tiles
+from ..viz import is_rate, save_code_scatter, save_confusion, save_curves, save_image_rows, save_tiles
 from .device import device_info, versions
 from .parts import RunParts
 
@@ -33,11 +33,6 @@ __all__ = [
     "final_metrics",
     "write_summary",
 ]
-
-
-def is_rate(key: str) -> bool:
-    """A learning-rate key of the logs (``lr``, ``lr_g``, ``lr_body``): logged every epoch, not a result."""
-    return key == "lr" or key.startswith("lr_")
 
 
 def figures(

@@ -63,6 +63,10 @@ class Strategy:
         """Rank 0's ``obj`` on every rank."""
         return obj
 
+    def broadcast(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Rank 0's ``tensor`` on every rank, in place; returns it."""
+        return tensor
+
     def barrier(self) -> None: ...
 
     def sync_gradients(self, params: Iterable[torch.Tensor], rows: int) -> None:
@@ -130,6 +134,10 @@ class DataParallel(Strategy):
         box = [obj]
         self.dist.broadcast_object_list(box, src=0)
         return box[0]
+
+    def broadcast(self, tensor: torch.Tensor) -> torch.Tensor:
+        self.dist.broadcast(tensor, src=0)
+        return tensor
 
     def barrier(self) -> None:
         self.dist.barrier()

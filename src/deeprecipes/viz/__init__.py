@@ -20,6 +20,7 @@ import torch
 from ..fileio import file_mode
 
 __all__ = [
+    "is_rate",
     "pyplot",
     "save_figure",
     "tile",
@@ -110,12 +111,17 @@ def save_tiles(images: torch.Tensor, path: Path, title: str = "", ncols: int | N
     return save_figure(fig, path)
 
 
+def is_rate(key: str) -> bool:
+    """A learning-rate key of the epoch logs (``lr``, ``lr_g``, ``lr_body``): logged every epoch, not a result, and
+    left out of the curves and of a run's final metrics."""
+    return key == "lr" or key.startswith("lr_")
+
+
 def save_curves(metrics_path: Path, path: Path, title: str = "") -> Path:
     """Training curves from a run's ``metrics.jsonl``: one panel per metric kind (loss, cost, accuracy...)."""
     plt = pyplot()
     records = [json.loads(line) for line in Path(metrics_path).read_text(encoding="utf-8").splitlines() if line]
-    skip = ("epoch", "step", "lr")
-    keys = [k for k in records[0] if k not in skip and not k.startswith("lr_")] if records else []
+    keys = [k for k in records[0] if k not in ("epoch", "step") and not is_rate(k)] if records else []
     groups: dict[str, list[str]] = {}
     for k in keys:
         groups.setdefault(k.split("_", 1)[-1], []).append(k)
