@@ -5,6 +5,7 @@ import csv
 import json
 import subprocess
 import sys
+import time
 from types import SimpleNamespace
 
 import optuna
@@ -226,6 +227,30 @@ def test_two_processes_share_one_study(tmp_path):
     full = [t for t in tables if len(t) == 4 and {row["state"] for row in t} == {"complete"}]
     assert full, tables  # the process that finished last lists all four
     assert sorted(row["trial"] for row in full[0]) == dirs
+
+
+_OPEN_TOGETHER = """
+import sys, time
+from deeprecipes import tuning
+start = float(sys.argv[2])
+time.sleep(max(0.0, start - time.time()))
+tuning._storage(sys.argv[1])
+"""
+
+
+def test_processes_that_create_one_sqlite_storage_together_all_open_it(tmp_path):
+    """Four processes make the schema of one new SQLite file at the same instant (CI once saw 'table
+    study_directions already exists'): the lock beside the file makes them take turns, and all four open it."""
+    for round_ in range(2):
+        url = f"sqlite:///{tmp_path / f'race{round_}.db'}"
+        start = str(time.time() + 4.0)  # after every interpreter has imported optuna
+        procs = [
+            subprocess.Popen([sys.executable, "-c", _OPEN_TOGETHER, url, start], stderr=subprocess.PIPE, text=True)
+            for _ in range(4)
+        ]
+        errors = [p.communicate(timeout=120)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".race0.db.lock", ".race1.db.lock", "race0.db", "race1.db"]
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ import itertools
 import json
 import logging
 import math
+import os
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -474,17 +475,42 @@ def _storage(url: str) -> tuple[Any, Any]:
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     for attempt in range(6):
         try:
-            storage = optuna.storages.RDBStorage(
-                url, engine_kwargs=engine, heartbeat_interval=_HEARTBEAT_S, grace_period=_GRACE_S, **retry
-            )
+            with _creation_lock(url):
+                storage = optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine, heartbeat_interval=_HEARTBEAT_S, grace_period=_GRACE_S, **retry
+                )
             return storage, callback
-        except sqlalchemy.exc.IntegrityError:
-            if attempt == 5:
-                raise
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as e:
+            # two processes creating the schema together: one sees the other's half-made tables
+            racing = isinstance(e, sqlalchemy.exc.IntegrityError) or "already exists" in str(e)
+            if not racing or attempt == 5:
+                raise DeepRecipesError(f"tune: cannot open the storage {url}: {str(e).splitlines()[0]}") from None
             time.sleep(0.2 * (attempt + 1))
         except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as e:
             raise DeepRecipesError(f"tune: cannot open the storage {url}: {str(e).splitlines()[0]}") from None
     raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def _creation_lock(url: str) -> Iterator[None]:
+    """For a SQLite file, hold an exclusive ``flock`` on ``.NAME.lock`` beside it while the schema is made, so
+    processes that open a new file together make it one after the other. Other databases rely on the retry."""
+    import fcntl
+
+    if not url.startswith("sqlite:///") or url.startswith("sqlite:///:memory:"):
+        yield
+        return
+    db = Path(url[len("sqlite:///") :].split("?", 1)[0])
+    try:
+        fd = os.open(db.parent / f".{db.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:  # an unwritable folder: opening the database will say so
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _open_study(storage: Any, name: str, mode: str, search: dict[str, Any]) -> Any:
