@@ -41,7 +41,9 @@ def test_run_eval_resume_round_trip(tmp_path, capsys):
     assert summary["figures"] and all((out / f).exists() for f in summary["figures"])
     assert list((out / "tb").glob("events.out.tfevents.*"))
     assert main(["eval", str(out)]) == 0
-    evaluated = json.loads(capsys.readouterr().out)
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["checkpoint"].startswith("checkpoints/") and printed["passed_over"] is None
+    evaluated = printed["metrics"]
     assert set(evaluated) == {"test_cost", "test_mse"}
     assert evaluated["test_mse"] * 10000 == pytest.approx(evaluated["test_cost"], rel=1e-4)  # full test set
     assert main(["-q", "resume", str(out)]) == 0

@@ -1,5 +1,5 @@
-"""Property-based: generated recipe files, overrides and damaged run-directory files never reach the user as a
-traceback. Every CLI command exits 0 or 2 (one ``error:`` line); the cases found by hand are kept in
+"""Property-based: generated recipe files, overrides, CSV files and damaged run-directory files never reach the
+user as a traceback. Every CLI command exits 0 or 2 (one ``error:`` line); the cases found by hand are kept in
 tests/test_run_safety.py."""
 
 import contextlib
@@ -8,11 +8,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import deeprecipes
 from deeprecipes.cli import main
+from deeprecipes.errors import DeepRecipesError
+from deeprecipes.registry import create_dataset
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 KEYS = st.sampled_from(
@@ -96,3 +99,66 @@ def test_damaged_run_directories_end_in_ok_or_one_error_line(finished, tmp_path_
         code, err = cli("-q", *command)
         assert code in (0, 2) and "Traceback" not in err, (command, err)
     shutil.rmtree(run)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# generated CSV files: the csv dataset and a whole run on them
+
+CELLS = st.one_of(
+    st.integers(-(10**6), 10**6).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(["", " ", "1e39", "-1e308", "nan", "inf", '"3"', "x", "1,5", "0x10", "1_000", "\u00e9", "\x00"]),
+    st.text(max_size=5),
+)
+NUMBERS = st.one_of(st.integers(-100, 100).map(str), st.floats(-1e3, 1e3, allow_nan=False).map(repr))
+HEADERS = st.lists(st.sampled_from(["a", "b", "y", "", "a ", "\u00ff"]), min_size=1, max_size=4)
+
+
+@st.composite
+def csv_files(draw: st.DrawFn, width: int = 0) -> bytes:
+    """A CSV file that is mostly well formed (numbers under a header with a 'y' column), spoiled in a few places:
+    a bad cell, a short or long row, a bad header, another encoding."""
+    header = ["a", "b", "y"] if width else draw(st.one_of(st.just(["a", "b", "y"]), HEADERS))
+    rows = draw(st.lists(st.lists(NUMBERS, min_size=len(header), max_size=len(header)), max_size=30))
+    for _ in range(draw(st.integers(0, 2)) if rows else 0):
+        row = rows[draw(st.integers(0, len(rows) - 1))]
+        spoil = draw(st.sampled_from(["cell", "short", "long"] if not width else ["cell"]))
+        if spoil == "cell":
+            row[draw(st.integers(0, len(row) - 1))] = draw(CELLS)
+        elif spoil == "short":
+            row.pop()
+        else:
+            row.append(draw(NUMBERS))
+    text = "\n".join(",".join(row) for row in [header, *rows]) + "\n"
+    encoding = "utf-8" if width else draw(st.sampled_from(["utf-8"] * 4 + ["utf-16", "latin-1"]))
+    return text.encode(encoding, "surrogatepass" if encoding == "utf-8" else "replace")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(csv_files())
+def test_generated_csv_files_load_or_give_one_data_error(tmp_path, content):
+    path = tmp_path / "gen.csv"
+    path.write_bytes(content)
+    try:
+        data = create_dataset("csv", path=str(path), target="y")
+    except DeepRecipesError as e:
+        assert "\n" not in str(e) and str(path) in str(e), e
+        return
+    for split in data.splits().values():  # what loads is finite float32
+        assert split.x.dtype == torch.float32 and torch.isfinite(split.x).all()
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(csv_files(width=3), st.integers(1, 3))
+def test_runs_on_generated_csv_files_end_in_ok_or_one_error_line(tmp_path_factory, content, n_inputs):
+    where = tmp_path_factory.mktemp("csvrun")
+    path = where / "gen.csv"
+    path.write_bytes(content.replace(b"\x00", b""))
+    sets = {"data.name": "csv", "data.path": str(path), "data.target": "y", "model.n_inputs": n_inputs}
+    args = [a for k, v in sets.items() for a in ("--set", f"{k}={toml_value(v)}")]
+    code, err = cli("-q", "run", "multiple-linear-regression", "--steps", "2", "--out", str(where / "run"), *args)
+    assert code in (0, 2) and "Traceback" not in err, err
+    if code == 2:
+        assert err.startswith("error: ") and err.count("\n") == 1, err
+        assert not (where / "run").exists() or not any((where / "run").iterdir())  # a failed start leaves nothing
+    shutil.rmtree(where)

@@ -7,9 +7,9 @@ from typing import Annotated
 import pytest
 import torch
 
-from deeprecipes.errors import ConfigError
+from deeprecipes.errors import ConfigError, DeepRecipesError
 from deeprecipes.models.base import Model
-from deeprecipes.models.params import Interval, OneOf, check_arguments, choices, specs
+from deeprecipes.params import Interval, OneOf, check_arguments, choices, specs
 from deeprecipes.registry import MODELS, Registry, create_model, list_models
 
 
@@ -543,3 +543,34 @@ def test_specs_and_choices_read_the_annotations():
     assert spec["width"].optional and spec["width"].interval == Interval(0.0, 1.0, "left")
     assert choices(Mode) == ("on", "off") and spec["mode"].options == ("on", "off")
     assert typing.get_type_hints(typed)["count"] is int  # what the recipe checks see: the base type
+
+
+# 0 means something for these: no AIS estimate, no sample figure, one-hot input, never stop early
+ZERO_ALLOWED = {("rbm", "ais_betas"), ("gaussian-rbm", "ais_betas"), ("rbm", "sample_rows")}
+ZERO_ALLOWED |= {("gaussian-rbm", "sample_rows"), ("rnn-lm", "embed_size"), ("logistic-regression", "check_every")}
+
+
+def _bad_values(default):
+    """Values no size, count, rate or scale may take, by the parameter's default."""
+    if isinstance(default, bool):
+        return []
+    if isinstance(default, int) and default > 0:
+        return [0, -3]
+    if isinstance(default, float):
+        return [float("nan")]
+    if isinstance(default, (list, tuple)) and default and all(isinstance(v, int) for v in default):
+        return [[0], [-2]]
+    return []
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_impossible_sizes_and_nan_are_one_config_error_line(name):
+    """Every model's sizes and counts below 1, and NaN in any float, stop at construction with one line that names
+    the argument (never a torch traceback, never a model that fails later)."""
+    for param in MODELS.signature(name).parameters.values():
+        for value in _bad_values(param.default):
+            if value == 0 and (name, param.name) in ZERO_ALLOWED:
+                continue
+            with pytest.raises(DeepRecipesError) as caught:
+                create_model(name, **{param.name: value})
+            assert "\n" not in str(caught.value) and param.name in str(caught.value), (name, param.name, value)

@@ -92,6 +92,33 @@ def test_a_damaged_latest_checkpoint_is_named_not_passed_over(finished, tmp_path
     assert index["latest"] in caplog.text and "using the previous checkpoint" in caplog.text
     done = cli("eval", str(run))
     assert done.returncode == 0 and index["previous"] in done.stderr and "damaged" in done.stderr
+    printed = json.loads(done.stdout)  # the output records it too, not only the log
+    assert printed["checkpoint"] == f"checkpoints/{index['previous']}"
+    assert printed["passed_over"] == f"checkpoints/{index['latest']} (damaged)"
+    assert "test_accuracy" in printed["metrics"]
+    result = deeprecipes.evaluate(run)
+    assert result.passed_over == index["latest"] and result.checkpoint.name == index["previous"]
+
+
+def test_an_undamaged_checkpoint_is_recorded_as_used(finished):
+    printed = json.loads(cli("eval", str(finished)).stdout)
+    assert printed["checkpoint"] == f"checkpoints/{read_index(finished / 'checkpoints')['latest']}"
+    assert printed["passed_over"] is None
+
+
+def test_resume_past_a_damaged_latest_checkpoint_says_so_in_summary_json(finished, tmp_path):
+    run = copy_run(finished, tmp_path / "run")
+    index = read_index(run / "checkpoints")
+    model = run / "checkpoints" / index["previous"] / "model.safetensors"
+    epochs_before = json.loads((run / "summary.json").read_text())["epochs"]
+    (run / "checkpoints" / index["latest"] / "model.safetensors").write_bytes(model.read_bytes()[:100])
+    result = deeprecipes.resume(run, progress=False)  # trains the lost epoch again, from the one before it
+    resumed = json.loads((run / "summary.json").read_text())["resumed_from"]
+    assert resumed["checkpoint"] == f"checkpoints/{index['previous']}" and resumed["passed_over"] == index["latest"]
+    assert result.summary["epochs"] == epochs_before
+    after = read_index(run / "checkpoints")
+    load_checkpoint(run / "checkpoints")  # the new latest loads, and the good one before it is kept
+    assert after["previous"] == index["previous"] and (run / "checkpoints" / index["previous"]).is_dir()
 
 
 def test_resume_with_its_index_missing_rebuilds_it_and_keeps_the_checkpoints(finished, tmp_path):
@@ -194,3 +221,78 @@ def test_a_folder_where_a_data_file_should_be_is_one_line(tmp_path):
     (tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz").mkdir(parents=True)
     with pytest.raises(DataError, match="is a folder"):
         create_dataset("mnist", split="tf", data_dir=str(tmp_path))
+
+
+_FULL_DISK = """
+import errno, sys
+from tensorboard.summary.writer import record_writer
+from deeprecipes.cli import main
+
+calls = []
+real = record_writer.RecordWriter.write
+
+
+def write(self, data):  # the disk fills up after a few events
+    calls.append(1)
+    if len(calls) > 3:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    return real(self, data)
+
+
+record_writer.RecordWriter.write = write
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_full_disk_under_tensorboard_is_one_line_without_a_thread_traceback(tmp_path):
+    """TensorBoard writes from a thread: ENOSPC there printed 'Exception in thread ...' with a traceback, then
+    the main thread failed again with no path. Now: one line naming the event folder, exit 2, no temporary files."""
+    out = tmp_path / "run"
+    sets = [a for k, v in FAST.items() for a in ("--set", f"{k}={str(v).lower()}")]
+    done = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK, "-q", "run", "mlp-mnist-fast", "--epochs", "2", "--out", str(out), *sets],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "Exception in thread" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1] == f"error: cannot write TensorBoard events in {out / 'tb'}: No space left on device", lines
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    deeprecipes.resume(out, progress=False)  # space freed: the same run goes on and finishes
+    assert json.loads((out / "summary.json").read_text())["epochs"] == 2
+
+
+def test_a_full_disk_under_any_run_file_is_one_write_error_naming_it(tmp_path, monkeypatch):
+    """JSON files (atomic), metrics.jsonl (appended) and figures: ENOSPC is one WriteError line with the path,
+    the old file stays whole and no temporary file is left."""
+    import errno
+
+    from deeprecipes.errors import WriteError
+    from deeprecipes.fileio import atomic_write_text
+    from deeprecipes.training.callbacks import MetricsLog
+    from deeprecipes.viz import pyplot, save_figure
+
+    target = tmp_path / "summary.json"
+    target.write_text("old")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(WriteError, match=f"cannot write {target}: No space left on device"):
+        atomic_write_text(target, "new")
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
+    monkeypatch.undo()
+
+    log = MetricsLog(tmp_path / "metrics.jsonl")
+    monkeypatch.setattr("builtins.open", full)
+    with pytest.raises(WriteError, match="metrics.jsonl: No space left on device"):
+        log.on_epoch_end(None, {"epoch": 1})
+    monkeypatch.undo()
+
+    fig = pyplot().figure()
+    monkeypatch.setattr(fig, "savefig", full)
+    with pytest.raises(WriteError, match="curves.png: No space left on device"):
+        save_figure(fig, tmp_path / "figures" / "curves.png")
+    assert list((tmp_path / "figures").iterdir()) == []

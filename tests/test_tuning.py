@@ -296,7 +296,7 @@ def test_bad_options_are_refused(parse, item, message):
         ({"grid": {"train.epoch": [1, 2]}}, "unknown key 'train.epoch'"),
         ({"grid": {"optimizer.lr": []}}, "no values given for 'optimizer.lr'"),
         ({"grid": {"optimizer.lr": [0.1, -1.0]}}, "optimizer.lr must be >= 0.0"),
-        ({"grid": {"model.n_classes": ["big"]}}, "n_classes' must be an integer"),
+        ({"grid": {"model.n_classes": ["big"]}}, "model.n_classes must be an integer"),
         ({"grid": {"optimizer.lr": "log:1e-4:1e-1"}}, "is a range"),
         ({"space": {"train.batch_size": "0:64"}, "trials": 2}, "batch_size"),
         ({"space": {"optimizer.lr": "0:1:log"}, "trials": 2}, "LO > 0"),

@@ -302,7 +302,7 @@ def _dispatch(args: argparse.Namespace) -> None:
         metrics = evaluate(
             args.run_dir, which="best" if args.best else "latest", data_dir=args.data_dir, splits=args.split
         )
-        print(json.dumps(metrics, indent=2))
+        print(json.dumps(metrics.record(), indent=2))
 
 
 def _without_nproc(argv: Sequence[str]) -> list[str]:

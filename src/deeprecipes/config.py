@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .params import bound_problem
 
 __all__ = [
     "RecipeConfig",
@@ -55,6 +56,13 @@ def check_value(value: Any, tp: Any, where: str) -> Any:
     if tp is Any or tp is inspect.Parameter.empty:
         return value
     origin = typing.get_origin(tp)
+    if origin is typing.Annotated:  # a bound or choices (deeprecipes.params) on the base type
+        base, *metadata = typing.get_args(tp)
+        value = check_value(value, base, where)
+        problem = None if value is None else bound_problem(value, tuple(metadata), base)
+        if problem is not None:
+            raise ConfigError(f"{where} {problem}")
+        return value
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None and type(None) in args:
@@ -86,6 +94,8 @@ def check_value(value: Any, tp: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where} must be a number, got {value!r}")
+        if value != value:
+            raise ConfigError(f"{where} must be a number, got nan")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -120,8 +130,10 @@ def _check_range(value: Any, meta: Mapping[str, Any], where: str) -> None:
         raise ConfigError(f"{where} must be one of {', '.join(map(str, choices))}; got {value!r}")
 
 
-def bind_arguments(fn: Callable[..., Any], kwargs: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """Check ``kwargs`` against ``fn``'s signature and annotations without calling it."""
+def bind_arguments(fn: Callable[..., Any], kwargs: Mapping[str, Any], where: str, prefix: str = "") -> dict[str, Any]:
+    """Check ``kwargs`` against ``fn``'s signature and annotations (types, and the bounds and choices of
+    :mod:`deeprecipes.params`) without calling it. A value's errors name it as ``PREFIX + key`` when a prefix is
+    given (``model.hidden_size``, the recipe key), else as ``WHERE argument 'key'``."""
     sig = inspect.signature(fn)
     params = {
         n: p
@@ -130,7 +142,7 @@ def bind_arguments(fn: Callable[..., Any], kwargs: Mapping[str, Any], where: str
     }
     takes_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
     try:
-        hints = typing.get_type_hints(fn)
+        hints = typing.get_type_hints(fn, include_extras=True)
     except Exception:  # unresolvable forward references: skip type checks
         hints = {}
     out = {}
@@ -140,7 +152,7 @@ def bind_arguments(fn: Callable[..., Any], kwargs: Mapping[str, Any], where: str
                 out[key] = value
                 continue
             raise ConfigError(f"unknown argument '{key}' for {where}; allowed: {', '.join(params) or 'none'}")
-        out[key] = check_value(value, hints.get(key, Any), f"{where} argument '{key}'")
+        out[key] = check_value(value, hints.get(key, Any), f"{prefix}{key}" if prefix else f"{where} argument '{key}'")
     return out
 
 

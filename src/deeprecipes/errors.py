@@ -6,7 +6,7 @@ Every failure a user can cause (bad data file, bad config key, NaN loss, unwrita
 
 from __future__ import annotations
 
-__all__ = ["DeepRecipesError", "ConfigError", "DataError", "TrainingError", "CheckpointError"]
+__all__ = ["DeepRecipesError", "ConfigError", "DataError", "TrainingError", "CheckpointError", "WriteError"]
 
 
 class DeepRecipesError(Exception):
@@ -27,3 +27,7 @@ class TrainingError(DeepRecipesError, RuntimeError):
 
 class CheckpointError(DeepRecipesError, RuntimeError):
     """A run directory or checkpoint is missing, incomplete or does not match its config."""
+
+
+class WriteError(DeepRecipesError, OSError):
+    """A file of the run could not be written (a full disk, a folder without write permission); names the path."""

@@ -122,12 +122,21 @@ class Registry:
         What is registered ("model", "dataset"), used in messages.
     modules : tuple of str
         Modules imported on first lookup; importing them runs their ``@register`` decorators.
+    loader : callable, optional
+        Called once on first lookup to add entries (the recipe files).
+    prefix : str
+        How a bad argument is named in errors: ``prefix + key`` (``model.hidden_size``, as a recipe spells it).
     """
 
     def __init__(
-        self, kind: str, modules: tuple[str, ...] = (), loader: Callable[[Registry], None] | None = None
+        self,
+        kind: str,
+        modules: tuple[str, ...] = (),
+        loader: Callable[[Registry], None] | None = None,
+        prefix: str = "",
     ) -> None:
         self.kind = kind
+        self.prefix = prefix  # the recipe section an argument's errors name it by ("model." + key)
         self._modules = modules
         self._loader = loader
         self._loaded = not (modules or loader)
@@ -198,7 +207,7 @@ class Registry:
         """Build ``name`` with ``kwargs``; ``None`` values are dropped so builder defaults apply."""
         fn = self.get(name)
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
-        return fn(**bind_arguments(fn, kwargs, where=f"{self.kind} '{name}'"))
+        return fn(**bind_arguments(fn, kwargs, where=f"{self.kind} '{name}'", prefix=self.prefix))
 
 
 def _find_recipes(registry: Registry) -> None:
@@ -207,8 +216,8 @@ def _find_recipes(registry: Registry) -> None:
             registry.add(entry.name[: -len(".toml")], entry)
 
 
-MODELS = Registry("model", ("deeprecipes.models",))
-DATASETS = Registry("dataset", ("deeprecipes.data",))
+MODELS = Registry("model", ("deeprecipes.models",), prefix="model.")
+DATASETS = Registry("dataset", ("deeprecipes.data",), prefix="data.")
 RECIPES = Registry("recipe", loader=_find_recipes)
 
 register_model = MODELS.register

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError
+from ..params import Seed
 from ..registry import register_dataset
 from . import sources
 from .base import ArrayData, DataSplits
@@ -96,7 +97,7 @@ def fer2013(
     data_dir: str | None = None,
     path: str | None = None,
     val_fraction: float = 0.2,
-    split_seed: int = 0,
+    split_seed: Seed = 0,
     test_usage: str = "PublicTest",
     standardize: bool = False,
     flatten: bool = True,

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError
+from ..params import NonNegative, Seed
 from ..registry import register_dataset
 from . import sources
 from .base import ArrayData, DataSplits
@@ -194,8 +195,8 @@ def generate_ratings(
     n_groups: int = 5,
     n_genres: int = 10,
     per_user: int = 50,
-    noise: float = 0.5,
-    seed: int = 0,
+    noise: NonNegative = 0.5,
+    seed: Seed = 0,
 ) -> Ratings:
     """Ratings on the 1..5 scale with a known structure.
 
@@ -270,7 +271,7 @@ def ratings_splits(
     name: str = "ratings",
     val_fraction: float = 0.1,
     test_fraction: float = 0.1,
-    seed: int = 0,
+    seed: Seed = 0,
     meta: dict | None = None,
 ) -> DataSplits:
     """DataSplits of a raw (users, items) rating matrix (0 = not rated), checked and cut per user (see the module
@@ -309,10 +310,10 @@ def ratings_synthetic(
     n_groups: int = 5,
     n_genres: int = 10,
     per_user: int = 50,
-    noise: float = 0.5,
+    noise: NonNegative = 0.5,
     val_fraction: float = 0.1,
     test_fraction: float = 0.2,
-    seed: int = 0,
+    seed: Seed = 0,
 ) -> DataSplits:
     """Generated 1..5 ratings with known taste groups and genres (see :func:`generate_ratings`), ``seed`` fixing
     both the ratings and the held-out split.
@@ -360,7 +361,7 @@ def movielens(
     max_users: int = 0,
     val_fraction: float = 0.1,
     test_fraction: float = 0.2,
-    seed: int = 0,
+    seed: Seed = 0,
 ) -> DataSplits:
     """MovieLens ratings as a user x item matrix (users and movies in id order).
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..params import Seed
 from ..registry import register_dataset
 from .base import ArrayData, DataSplits
 
@@ -31,7 +32,7 @@ def synthetic_linear(
     slope: float = 3.0,
     intercept: float = 2.0,
     noise: float = 0.1,
-    seed: int = 0,
+    seed: Seed = 0,
 ) -> DataSplits:
     """Points near the line y = slope * x + intercept (course A3: y = 3x + 2, noise N(0, 0.1), 100 points).
 
@@ -137,7 +138,7 @@ def boolean_function(function: str = "ab+bc", bias_column: bool = True) -> DataS
 
 @register_dataset("gaussian-1d")
 def gaussian_1d(
-    n_train: int = 10000, n_test: int = 2000, mean: float = 4.0, std: float = 1.25, seed: int = 0
+    n_train: int = 10000, n_test: int = 2000, mean: float = 4.0, std: float = 1.25, seed: Seed = 0
 ) -> DataSplits:
     """Samples of N(mean, std**2), the target distribution of the 1-D GAN demos.
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..params import Seed
 from ..registry import register_dataset
 from . import sources
 from .base import DataSplits
@@ -108,7 +109,7 @@ def _bundled(
 @register_dataset("iris")
 def iris(
     test_size: float = 0.25,
-    seed: int = 0,
+    seed: Seed = 0,
     standardize: bool = True,
     stratify: bool = True,
     drop_last: bool = False,
@@ -152,19 +153,19 @@ def iris(
 
 
 @register_dataset("wine")
-def wine(test_size: float = 0.25, seed: int = 0, standardize: bool = True) -> DataSplits:
+def wine(test_size: float = 0.25, seed: Seed = 0, standardize: bool = True) -> DataSplits:
     """UCI wine: 178 wines, 13 chemical features, 3 cultivars. Arguments as for :func:`iris`; x is (n, 13)."""
     return _bundled("wine", "load_wine", "classification", test_size, seed, standardize)
 
 
 @register_dataset("breast-cancer")
-def breast_cancer(test_size: float = 0.25, seed: int = 0, standardize: bool = True) -> DataSplits:
+def breast_cancer(test_size: float = 0.25, seed: Seed = 0, standardize: bool = True) -> DataSplits:
     """Wisconsin diagnostic breast cancer: 569 samples, 30 features, malignant/benign. x is (n, 30)."""
     return _bundled("breast-cancer", "load_breast_cancer", "classification", test_size, seed, standardize)
 
 
 @register_dataset("digits")
-def digits(test_size: float = 0.25, seed: int = 0, standardize: bool = True) -> DataSplits:
+def digits(test_size: float = 0.25, seed: Seed = 0, standardize: bool = True) -> DataSplits:
     """UCI optical digits: 1,797 images of 8x8 (values 0..16), 10 classes. x is (n, 64); meta shape [8, 8]."""
     return _bundled("digits", "load_digits", "classification", test_size, seed, standardize, shape=[8, 8])
 
@@ -172,7 +173,7 @@ def digits(test_size: float = 0.25, seed: int = 0, standardize: bool = True) -> 
 @register_dataset("diabetes")
 def diabetes(
     test_size: float = 0.25,
-    seed: int = 0,
+    seed: Seed = 0,
     standardize: bool = True,
     features: list[str] | None = None,
     min_abs_corr: float = 0.0,
@@ -223,7 +224,7 @@ def csv_file(
     target: str = "",
     features: list[str] | None = None,
     test_size: float = 0.2,
-    seed: int = 0,
+    seed: Seed = 0,
     standardize: bool = True,
     task: str = "auto",
 ) -> DataSplits:
@@ -313,7 +314,7 @@ def boston(
     path: str = "",
     data_dir: str | None = None,
     test_size: float = 0.25,
-    seed: int = 0,
+    seed: Seed = 0,
     standardize: bool = True,
     features: list[str] | None = None,
     drop_censored: bool = False,

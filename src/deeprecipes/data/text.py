@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..params import PositiveInt, Seed
 from ..registry import register_dataset
 from .base import ArrayData, DataSplits
 from .reading import read_text
@@ -274,7 +275,7 @@ class TokenLayout:
     steps: int
     eval_batch_size: int
     kind: str = "streams"
-    redundancy: int = 3
+    redundancy: PositiveInt = 3
 
     def check(self, name: str) -> None:
         if self.steps < 1:
@@ -294,7 +295,7 @@ def text_splits(
     *,
     level: str,
     layout: TokenLayout,
-    vocab_size: int = 0,
+    vocab_size: PositiveInt = 0,
     meta: dict | None = None,
 ) -> DataSplits:
     """Tokenise train / val / test text (``level`` "char" or "word"), build the vocabulary on the training text
@@ -354,7 +355,7 @@ def shakespeare_splits(
     data_dir: str | None,
     fractions: tuple[float, float],
     layout: TokenLayout,
-    vocab_size: int = 0,
+    vocab_size: PositiveInt = 0,
 ) -> DataSplits:
     """The works of ``source`` (see :func:`shakespeare_works`), cut by ``fractions`` (val, test) with
     :func:`split_text` and laid out by :func:`text_splits`."""
@@ -372,7 +373,7 @@ def shakespeare_char(
     val_fraction: float = 0.05,
     test_fraction: float = 0.05,
     layout: str = "streams",
-    redundancy: int = 3,
+    redundancy: PositiveInt = 3,
     data_dir: str | None = None,
 ) -> DataSplits:
     """Shakespeare's characters for truncated BPTT (``batch_size`` streams of ``steps``-character windows; the
@@ -388,7 +389,7 @@ def shakespeare_words(
     batch_size: int = 30,
     steps: int = 20,
     eval_batch_size: int = 0,
-    vocab_size: int = 10000,
+    vocab_size: PositiveInt = 10000,
     val_fraction: float = 0.05,
     test_fraction: float = 0.05,
     data_dir: str | None = None,
@@ -512,7 +513,12 @@ def _toy(task: str, n: int, min_len: int, max_len: int, gen: np.random.Generator
 
 @register_dataset("sequence-toy")
 def sequence_toy(
-    task: str = "max", n_train: int = 20000, n_test: int = 2000, min_len: int = 1, max_len: int = 20, seed: int = 0
+    task: str = "max",
+    n_train: PositiveInt = 20000,
+    n_test: PositiveInt = 2000,
+    min_len: int = 1,
+    max_len: int = 20,
+    seed: Seed = 0,
 ) -> DataSplits:
     """Digit sequences of ``min_len``..``max_len`` steps, padded with 0 (digits are tokens 1..10).
 

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError
+from ..params import Seed
 from ..registry import register_dataset
 from .base import ArrayData, DataSplits
 from .reading import read_bytes
@@ -195,7 +196,7 @@ def dates(
     dates_per_line: int = 1,
     year_min: int = 1900,
     year_max: int = 2099,
-    seed: int = 1234,
+    seed: Seed = 1234,
 ) -> DataSplits:
     """Spelled-out dates -> ISO dates, generated (no files): train, val and test pairs drawn independently with
     their own generator ``seed`` (the same task whatever the training seed), test pairs never seen in training."""

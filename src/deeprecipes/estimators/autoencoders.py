@@ -33,8 +33,8 @@ from sklearn.base import ClassifierMixin
 
 from ..models import autoencoder as ae
 from ..models.conv_autoencoder import ConvDenoisingAutoencoder as ConvModel
-from ..models.params import NonNegative, NonNegativeInt, Positive, PositiveInt, Probability
 from ..models.stacked import DeepAutoencoder, LayerStack, StackedClassifier
+from ..params import NonNegative, NonNegativeInt, Positive, PositiveInt, Probability
 from .base import (
     Decoding,
     Device,
@@ -46,6 +46,7 @@ from .base import (
     check_levels,
     check_sizes,
     check_unit_interval,
+    estimator_preset,
     store_params,
 )
 
@@ -156,80 +157,31 @@ class Autoencoder(AutoencoderEstimator):
         return self.model_.n_hidden
 
 
-class SparseAutoencoder(Autoencoder):
-    """:class:`Autoencoder` with the cookbook's (8.2) KL sparsity penalty: target 0.02, weight 7.5e-5."""
-
-    def __init__(
-        self,
-        n_hidden: PositiveInt = 256,
-        tied: bool = False,
-        loss: ae.Loss = "mse",
-        corruption: ae.Noise = "none",
-        corruption_level: Probability = 0.0,
-        sparsity_target: ae.SparsityTarget = 0.02,
-        sparsity_weight: NonNegative = 7.5e-5,
-        contractive_weight: NonNegative = 0.0,
-        init: ae.Init = "xavier",
-        optimizer: OptimizerName = "adam",
-        lr: Positive = 0.01,
-        epochs: PositiveInt = 10,
-        batch_size: PositiveInt = 100,
-        random_state: Any = None,
-        device: Device = "cpu",
-        verbose: Verbose = False,
-    ) -> None:
-        store_params(self, locals())
+SparseAutoencoder = estimator_preset(
+    Autoencoder,
+    "SparseAutoencoder",
+    ":class:`Autoencoder` with the cookbook's (8.2) KL sparsity penalty: target 0.02, weight 7.5e-5.",
+    sparsity_target=0.02,
+    sparsity_weight=7.5e-5,
+)
 
 
-class DenoisingAutoencoder(Autoencoder):
-    """:class:`Autoencoder` trained to reconstruct clean rows from masked ones (30% of the values zeroed, drawn
-    afresh for every batch), as deeplearning.net's dA."""
-
-    def __init__(
-        self,
-        n_hidden: PositiveInt = 256,
-        tied: bool = False,
-        loss: ae.Loss = "mse",
-        corruption: ae.Noise = "masking",
-        corruption_level: Probability = 0.3,
-        sparsity_target: ae.SparsityTarget = 0.05,
-        sparsity_weight: NonNegative = 0.0,
-        contractive_weight: NonNegative = 0.0,
-        init: ae.Init = "xavier",
-        optimizer: OptimizerName = "adam",
-        lr: Positive = 0.01,
-        epochs: PositiveInt = 10,
-        batch_size: PositiveInt = 100,
-        random_state: Any = None,
-        device: Device = "cpu",
-        verbose: Verbose = False,
-    ) -> None:
-        store_params(self, locals())
+DenoisingAutoencoder = estimator_preset(
+    Autoencoder,
+    "DenoisingAutoencoder",
+    ":class:`Autoencoder` trained to reconstruct clean rows from masked ones (30% of the values zeroed, drawn "
+    "afresh for every batch), as deeplearning.net's dA.",
+    corruption="masking",
+    corruption_level=0.3,
+)
 
 
-class ContractiveAutoencoder(Autoencoder):
-    """:class:`Autoencoder` with the contractive penalty ``0.1 * ||dh/dx||_F^2`` (Rifai et al. 2011)."""
-
-    def __init__(
-        self,
-        n_hidden: PositiveInt = 256,
-        tied: bool = False,
-        loss: ae.Loss = "mse",
-        corruption: ae.Noise = "none",
-        corruption_level: Probability = 0.0,
-        sparsity_target: ae.SparsityTarget = 0.05,
-        sparsity_weight: NonNegative = 0.0,
-        contractive_weight: NonNegative = 0.1,
-        init: ae.Init = "xavier",
-        optimizer: OptimizerName = "adam",
-        lr: Positive = 0.01,
-        epochs: PositiveInt = 10,
-        batch_size: PositiveInt = 100,
-        random_state: Any = None,
-        device: Device = "cpu",
-        verbose: Verbose = False,
-    ) -> None:
-        store_params(self, locals())
+ContractiveAutoencoder = estimator_preset(
+    Autoencoder,
+    "ContractiveAutoencoder",
+    ":class:`Autoencoder` with the contractive penalty ``0.1 * ||dh/dx||_F^2`` (Rifai et al. 2011).",
+    contractive_weight=0.1,
+)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ fit under a seeded generator, training through :func:`deeprecipes.training.setup
 chunks. Each model family's estimators subclass :class:`TorchEstimator`.
 
 An estimator's ``__init__`` lists its parameters explicitly (scikit-learn reads that signature) and only stores
-them (:func:`store_params`); their annotations are the typed aliases of :mod:`deeprecipes.models.params` and of the
+them (:func:`store_params`); their annotations are the typed aliases of :mod:`deeprecipes.params` and of the
 model modules (``autoencoder.Loss``, ``rbm.Visible``), so ``fit`` checks each one from its annotation
 (:func:`check_params`) with scikit-learn's one-line messages ("lr == 0.0, must be > 0.")::
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import inspect
 import numbers
+import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any
 
@@ -27,7 +28,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, check_scalar
 
 from ..data.batches import Batches
-from ..models.params import Interval, OneOf, Spec, is_int, specs
+from ..params import Interval, OneOf, Spec, is_int, specs
 from ..training.callbacks import Callback
 from ..training.engine import Engine
 from ..training.layerwise import pretrain
@@ -50,6 +51,7 @@ __all__ = [
     "Device",
     "validate_data",
     "store_params",
+    "estimator_preset",
     "check_params",
     "check_sizes",
     "check_levels",
@@ -71,6 +73,25 @@ Device = str | torch.device
 
 # ----------------------------------------------------------------------------------------------------------------
 # parameters: stored in __init__, checked in fit from the annotations
+
+
+def estimator_preset(base: type, name: str, doc: str, **defaults: Any) -> type:
+    """A subclass ``name`` of ``base`` whose ``__init__`` is ``base``'s with other ``defaults`` (the same
+    parameters, annotations and body: a real signature, which scikit-learn's ``get_params`` and ``clone`` read).
+    The model registry's ``register_preset``, for estimators::
+
+        SparseAutoencoder = estimator_preset(Autoencoder, "SparseAutoencoder", "...", sparsity_target=0.02)
+    """
+    init = base.__init__
+    names = list(inspect.signature(init).parameters)[1:]
+    unknown = [k for k in defaults if k not in names]
+    if unknown or len(init.__defaults__ or ()) != len(names):
+        raise TypeError(f"{name}: {base.__name__}.__init__ takes no default for {', '.join(unknown) or 'every name'}")
+    new = tuple(defaults.get(n, d) for n, d in zip(names, init.__defaults__, strict=True))
+    fn = types.FunctionType(init.__code__, init.__globals__, "__init__", new, init.__closure__)
+    fn.__annotations__, fn.__qualname__, fn.__doc__ = dict(init.__annotations__), f"{name}.__init__", init.__doc__
+    fn.__module__ = init.__module__
+    return type(name, (base,), {"__init__": fn, "__doc__": doc, "__module__": base.__module__, "__qualname__": name})
 
 
 def store_params(estimator: BaseEstimator, values: Mapping[str, Any]) -> None:

@@ -35,7 +35,7 @@ from sklearn.base import ClusterMixin
 from ..models import kmeans as km
 from ..models import pca as pca_model
 from ..models import som as som_model
-from ..models.params import NonNegative, Positive, PositiveInt
+from ..params import NonNegative, Positive, PositiveInt
 from .base import Decoding, Device, TorchEstimator, Verbose, store_params
 
 __all__ = ["PCA", "KMeans", "SelfOrganizingMap"]

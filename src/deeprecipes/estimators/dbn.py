@@ -23,7 +23,7 @@ import torch
 from sklearn.base import ClassifierMixin
 
 from ..models.dbn import DBNClassifier, build_rbm_stack
-from ..models.params import NonNegativeInt, Positive, PositiveInt, Rate
+from ..params import NonNegativeInt, Positive, PositiveInt, Rate
 from .base import Device, LayerwiseEstimator, OptimizerName, SoftmaxOutputs, Verbose, check_sizes, store_params
 from .rbm import check_probabilities
 

@@ -27,8 +27,16 @@ from sklearn.utils import check_random_state
 
 from ..errors import ConfigError
 from ..models import rbm
-from ..models.params import NonNegative, Positive, PositiveInt, Rate
-from .base import Device, OptimizerName, TorchEstimator, Verbose, check_unit_interval, store_params
+from ..params import NonNegative, Positive, PositiveInt, Rate
+from .base import (
+    Device,
+    OptimizerName,
+    TorchEstimator,
+    Verbose,
+    check_unit_interval,
+    estimator_preset,
+    store_params,
+)
 
 __all__ = ["RBM", "GaussianRBM", "DataRangeWarning", "check_probabilities"]
 
@@ -203,26 +211,12 @@ class RBM(TorchEstimator):
         return self._apply(lambda model, x: model.free_energy(x), self._validated(X))
 
 
-class GaussianRBM(RBM):
-    """:class:`RBM` with unit-variance Gaussian visible units (``visible="gaussian"``), CD-1, lr 0.01: for
-    standardized real-valued X."""
-
-    def __init__(
-        self,
-        n_components: PositiveInt = 256,
-        visible: rbm.Visible = "gaussian",
-        k: PositiveInt = 1,
-        persistent: bool = False,
-        lr: Positive = 0.01,
-        optimizer: OptimizerName = "sgd",
-        weight_decay: NonNegative = 0.0,
-        sparsity_target: Rate = 0.0,
-        sparsity_cost: NonNegative = 0.0,
-        init_std: Positive = 0.01,
-        epochs: PositiveInt = 10,
-        batch_size: PositiveInt = 10,
-        random_state: Any = None,
-        device: Device = "cpu",
-        verbose: Verbose = False,
-    ) -> None:
-        store_params(self, locals())
+GaussianRBM = estimator_preset(
+    RBM,
+    "GaussianRBM",
+    ':class:`RBM` with unit-variance Gaussian visible units (``visible="gaussian"``), CD-1, lr 0.01: for '
+    "standardized real-valued X.",
+    visible="gaussian",
+    persistent=False,
+    lr=0.01,
+)

@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..params import Interval, NonNegative, OneOf, PositiveInt, Probability, check_arguments, choices
 from ..registry import register_model, register_preset
 from .base import Batch, Model
-from .params import Interval, NonNegative, OneOf, PositiveInt, Probability, check_arguments, choices
 
 __all__ = [
     "corrupt",
@@ -81,12 +81,12 @@ class TiedDenoisingAutoencoder(Model):
 
     def __init__(
         self,
-        n_visible: int = 784,
-        n_hidden: int = 500,
+        n_visible: PositiveInt = 784,
+        n_hidden: PositiveInt = 500,
         corruption: Noise = "masking",
         corruption_level: Probability = 0.3,
         reduction: Annotated[str, OneOf("sum", "mean")] = "sum",
-        image_shape: list[int] | None = None,
+        image_shape: list[PositiveInt] | None = None,
     ) -> None:
         super().__init__()
         check_arguments(TiedDenoisingAutoencoder.__init__, locals())
@@ -259,14 +259,14 @@ class Autoencoder(Denoising, Model):
         loss: Loss = "mse",
         decoder: Annotated[str, OneOf("sigmoid", "linear")] = "sigmoid",
         init: Init = "normal",
-        init_std: float = 1.0,
+        init_std: NonNegative = 1.0,
         corruption: Noise = "none",
         corruption_level: Probability = 0.0,
         noise: NoiseDraw = "batch",
         sparsity_target: SparsityTarget = 0.05,
         sparsity_weight: NonNegative = 0.0,
         contractive_weight: NonNegative = 0.0,
-        image_shape: tuple[int, ...] | list[int] | None = (28, 28),
+        image_shape: tuple[PositiveInt, ...] | list[PositiveInt] | None = (28, 28),
     ) -> None:
         super().__init__()
         check_arguments(Autoencoder.__init__, locals())

@@ -31,10 +31,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, DataError
+from ..params import OneOf, PositiveInt, Rate, check_arguments, choices
 from ..registry import register_model
 from ..viz import pyplot, save_figure
 from .base import Classifier
-from .params import OneOf, PositiveInt, Rate, check_arguments, choices
 
 __all__ = ["CNN", "INITS"]
 
@@ -111,8 +111,8 @@ class CNN(Classifier):
         dropout: Rate = 0.5,
         conv_dropout: Rate = 0.0,
         init: Init = "tf-truncated-normal",
-        image_shape: list[int] | None = None,
-        num_classes: int = 10,
+        image_shape: list[PositiveInt] | None = None,
+        num_classes: PositiveInt = 10,
         channels_last: bool = False,
     ) -> None:
         super().__init__()

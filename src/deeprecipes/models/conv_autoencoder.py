@@ -23,10 +23,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, DataError
+from ..params import Probability, check_arguments
 from ..registry import register_model
 from .autoencoder import Noise, corrupt
 from .base import Batch, Model
-from .params import Probability, check_arguments
 
 __all__ = ["ConvDenoisingAutoencoder"]
 

@@ -24,9 +24,9 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..params import OneOf, check_arguments
 from ..registry import create_model, register_preset
 from .base import ErrorRateClassifier
-from .params import OneOf, check_arguments
 from .stacked import LayerStack, StackedModel
 
 __all__ = ["DBNClassifier", "build_rbm_stack"]

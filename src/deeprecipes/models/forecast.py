@@ -25,10 +25,10 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..params import OneOf, check_arguments, choices
 from ..registry import register_model
 from ..viz import pyplot, save_figure
 from .base import Batch, Model
-from .params import OneOf, check_arguments, choices
 
 __all__ = ["GRUForecaster", "normalise"]
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from ..params import PositiveInt
 from ..registry import register_model
 from ..viz import save_histograms
 from .base import Batch, Model
@@ -56,7 +57,7 @@ class GaussianGAN(Model):
 
     steps_through_engine = True  # every weight change goes through engine.step: data-parallel ready
 
-    def __init__(self, noise_dim: int = 4, hidden: int = 32, d_steps: int = 1) -> None:
+    def __init__(self, noise_dim: PositiveInt = 4, hidden: PositiveInt = 32, d_steps: PositiveInt = 1) -> None:
         super().__init__()
         self.noise_dim, self.hidden, self.d_steps = noise_dim, hidden, d_steps
         self.generator = _mlp(noise_dim, hidden, 1)

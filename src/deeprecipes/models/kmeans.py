@@ -23,10 +23,10 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..params import NonNegative, OneOf, PositiveInt, check_arguments, choices
 from ..registry import register_model
 from ..viz import pyplot, save_figure
 from .base import Batch, Model
-from .params import NonNegative, OneOf, PositiveInt, check_arguments, choices
 
 if TYPE_CHECKING:
     from ..training.engine import Engine

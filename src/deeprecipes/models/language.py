@@ -29,10 +29,10 @@ from torch import nn
 
 from ..data.text import EOS, Vocabulary, word_tokens
 from ..errors import CheckpointError, ConfigError, DataError
+from ..params import NonNegative, NonNegativeInt, OneOf, PositiveInt, check_arguments, choices
 from ..registry import register_model
 from .base import Batch, Model
 from .cells import detach_state, make_rnn, run_rnn
-from .params import OneOf, check_arguments, choices
 
 if TYPE_CHECKING:
     from ..training.engine import Engine
@@ -79,14 +79,14 @@ class RNNLanguageModel(Model):
 
     def __init__(
         self,
-        vocab_size: int = 65,
+        vocab_size: PositiveInt = 65,
         cell: str = "lstm",
         hidden_size: int = 128,
         num_layers: int = 2,
-        embed_size: int = 128,
+        embed_size: NonNegativeInt = 128,
         dropout: float = 0.0,
         init: Init = "torch",
-        init_scale: float = 0.1,
+        init_scale: NonNegative = 0.1,
         forget_bias: float = 0.0,
         carry_state: bool = True,
         sum_steps: bool = False,

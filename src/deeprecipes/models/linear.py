@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..params import NonNegative, NonNegativeInt, Positive, PositiveInt
 from ..registry import register_model
 from ..viz import pyplot, save_figure
 from .base import Batch, Classifier, Regressor
@@ -88,15 +89,15 @@ class LinearRegression(Regressor):
 
     def __init__(
         self,
-        n_inputs: int = 1,
-        n_outputs: int = 1,
+        n_inputs: PositiveInt = 1,
+        n_outputs: PositiveInt = 1,
         init: str = "normal",
-        std: float = 1.0,
+        std: NonNegative = 1.0,
         weight: float = 1.0,
         bias: float = 0.2,
         loss: str = "mse",
-        huber_delta: float = 1.0,
-        snapshot_every: int = 0,
+        huber_delta: Positive = 1.0,
+        snapshot_every: NonNegativeInt = 0,
     ) -> None:
         super().__init__()
         self.set_loss(loss, huber_delta, "linear-regression")
@@ -203,10 +204,10 @@ class SoftmaxRegression(Classifier):
 
     def __init__(
         self,
-        n_inputs: int = 784,
-        n_classes: int = 10,
+        n_inputs: PositiveInt = 784,
+        n_classes: PositiveInt = 10,
         init: str = "zeros",
-        std: float = 0.01,
+        std: NonNegative = 0.01,
         double_softmax: bool = False,
     ) -> None:
         super().__init__()
@@ -265,7 +266,12 @@ class LogisticRegression(Classifier):
     summed_metrics: ClassVar[frozenset[str]] = frozenset({"cost"})
 
     def __init__(
-        self, n_inputs: int = 4, n_classes: int = 3, std: float = 0.01, tol: float = 1e-4, check_every: int = 10
+        self,
+        n_inputs: PositiveInt = 4,
+        n_classes: PositiveInt = 3,
+        std: NonNegative = 0.01,
+        tol: NonNegative = 1e-4,
+        check_every: NonNegativeInt = 10,
     ) -> None:
         super().__init__()
         self.n_inputs, self.n_classes, self.tol, self.check_every = n_inputs, n_classes, tol, check_every

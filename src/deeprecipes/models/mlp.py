@@ -20,10 +20,10 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..params import NonNegative, NonNegativeInt, OneOf, PositiveInt, check_arguments, choices
 from ..registry import register_model
 from ..viz import pyplot, save_figure
 from .base import Batch, Classifier, ErrorRateClassifier
-from .params import NonNegativeInt, OneOf, check_arguments, choices
 
 if TYPE_CHECKING:
     from ..training.engine import Engine
@@ -126,15 +126,15 @@ class MLPClassifier(ErrorRateClassifier):
 
     def __init__(
         self,
-        in_features: int = 784,
+        in_features: PositiveInt = 784,
         hidden_sizes: list[int] = [512, 512],  # noqa: B006 (read only; the registry shows the default)
-        num_classes: int = 10,
+        num_classes: PositiveInt = 10,
         activation: Activation = "relu",
         dropout: float | list[float] = 0.0,
         input_dropout: float = 0.0,
         init: Init = "glorot-uniform",
         output_init: Init | None = None,
-        init_std: float = 1.0,
+        init_std: NonNegative = 1.0,
     ) -> None:
         super().__init__()
         check_arguments(MLPClassifier.__init__, locals())
@@ -234,10 +234,10 @@ class BackpropMLP(Classifier):
 
     def __init__(
         self,
-        in_features: int = 784,
-        n_hidden: int = 30,
-        num_classes: int = 10,
-        init_std: float = 1.0,
+        in_features: PositiveInt = 784,
+        n_hidden: PositiveInt = 30,
+        num_classes: PositiveInt = 10,
+        init_std: NonNegative = 1.0,
         manual_backprop: bool = True,
         weight_update: Annotated[str, OneOf("sum", "mean")] = "sum",
         eval_every: NonNegativeInt = 0,

@@ -23,11 +23,11 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..params import Probability, check_arguments
 from ..registry import register_model
 from ..viz import pyplot, save_code_scatter, save_figure
 from .base import Batch, Model
 from .kmeans import image_shape_of
-from .params import Probability, check_arguments
 
 if TYPE_CHECKING:
     from ..training.engine import Engine

@@ -17,9 +17,9 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..params import NonNegative, Positive, PositiveInt, check_arguments
 from ..registry import register_model
 from .base import Batch, Regressor
-from .params import Positive, check_arguments
 
 if TYPE_CHECKING:
     from ..training.engine import Engine
@@ -54,7 +54,12 @@ class Perceptron(Regressor):
     """
 
     def __init__(
-        self, n_inputs: int = 3, bias: bool = True, eta: Positive = 0.4, std: float = 2.0, epsilon: float = 1e-3
+        self,
+        n_inputs: PositiveInt = 3,
+        bias: bool = True,
+        eta: Positive = 0.4,
+        std: NonNegative = 2.0,
+        epsilon: NonNegative = 1e-3,
     ) -> None:
         super().__init__()
         check_arguments(Perceptron.__init__, locals())

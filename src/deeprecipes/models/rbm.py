@@ -33,10 +33,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import ConfigError
+from ..params import NonNegativeInt, OneOf, Positive, PositiveInt, Rate, check_arguments, choices
 from ..registry import register_model, register_preset
 from ..viz import save_image_rows
 from .base import Batch, Model
-from .params import NonNegativeInt, OneOf, Positive, PositiveInt, Rate, check_arguments, choices
 
 if TYPE_CHECKING:
     from ..training.engine import Engine

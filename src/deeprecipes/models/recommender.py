@@ -26,9 +26,9 @@ import torch
 from torch.nn import functional as F
 
 from ..errors import ConfigError
+from ..params import OneOf, PositiveInt, check_arguments
 from ..registry import create_model, register_model
 from .base import Batch, Model
-from .params import OneOf, PositiveInt, check_arguments
 
 if TYPE_CHECKING:
     from ..training.engine import Engine
@@ -80,10 +80,10 @@ class RBMRecommender(Model):
 
     def __init__(
         self,
-        n_items: int = 3883,
-        n_hidden: int = 20,
+        n_items: PositiveInt = 3883,
+        n_hidden: PositiveInt = 20,
         *,
-        k: int = 1,
+        k: PositiveInt = 1,
         scale: list[float] | None = None,
         liked: float = 4.0,
         top_n: PositiveInt = 10,

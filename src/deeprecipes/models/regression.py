@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..params import Positive, PositiveInt
 from ..registry import register_model
 from ..viz import pyplot, save_figure
 from .base import Regressor
@@ -111,13 +112,13 @@ class MLPRegressor(Regressor):
 
     def __init__(
         self,
-        n_inputs: int = 3,
-        hidden: list[int] | None = None,
+        n_inputs: PositiveInt = 3,
+        hidden: list[PositiveInt] | None = None,
         activation: str = "relu",
         output: str = "sigmoid",
-        n_outputs: int = 1,
+        n_outputs: PositiveInt = 1,
         loss: str = "mse",
-        huber_delta: float = 1.0,
+        huber_delta: Positive = 1.0,
     ) -> None:
         super().__init__()
         hidden = [20] if hidden is None else list(hidden)

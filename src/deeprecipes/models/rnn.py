@@ -17,10 +17,11 @@ import math
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+from ..params import NonNegative, PositiveInt, check_arguments
 from ..registry import register_model
 from .base import Classifier, Model
 from .cells import make_rnn, run_rnn
-from .params import NonNegative, PositiveInt, check_arguments
 
 __all__ = [
     "LSTMClassifier",
@@ -130,14 +131,14 @@ class SequenceClassifier(Classifier):
 
     def __init__(
         self,
-        vocab_size: int = 12,
-        embed_size: int = 16,
+        vocab_size: PositiveInt = 12,
+        embed_size: PositiveInt = 16,
         cell: str = "lstm",
         hidden_size: int = 64,
         num_layers: int = 1,
         bidirectional: bool = False,
         dropout: float = 0.0,
-        num_classes: int = 10,
+        num_classes: PositiveInt = 10,
     ) -> None:
         super().__init__()
         self.bidirectional = bidirectional
@@ -163,14 +164,14 @@ class SequenceTagger(Model):
 
     def __init__(
         self,
-        vocab_size: int = 12,
-        embed_size: int = 16,
+        vocab_size: PositiveInt = 12,
+        embed_size: PositiveInt = 16,
         cell: str = "gru",
         hidden_size: int = 64,
         num_layers: int = 2,
         bidirectional: bool = True,
         dropout: float = 0.0,
-        num_classes: int = 12,
+        num_classes: PositiveInt = 12,
     ) -> None:
         super().__init__()
         _tagging_layers(
@@ -215,16 +216,20 @@ class EncoderDecoder(Model):
 
     def __init__(
         self,
-        vocab_size: int = 13,
-        embed_size: int = 16,
+        vocab_size: PositiveInt = 13,
+        embed_size: PositiveInt = 16,
         cell: str = "lstm",
         hidden_size: int = 128,
         num_layers: int = 1,
         dropout: float = 0.0,
-        eos: int = 11,
-        go: int = 12,
+        eos: PositiveInt = 11,
+        go: PositiveInt = 12,
     ) -> None:
         super().__init__()
+        check_arguments(EncoderDecoder.__init__, locals())
+        for name, token in (("eos", eos), ("go", go)):
+            if token >= vocab_size:
+                raise ConfigError(f"model.{name} must be a token below vocab_size = {vocab_size}, got {token}")
         self.eos, self.go = eos, go
         self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=0)
         self.encoder = make_rnn(cell, embed_size, hidden_size, num_layers, dropout)

@@ -30,10 +30,10 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..errors import ConfigError, DataError
+from ..params import NonNegative, OneOf, Positive, PositiveInt, Rate, check_arguments, choices
 from ..registry import register_model
 from ..viz import pyplot, save_figure
 from .base import Batch, Model
-from .params import NonNegative, OneOf, Positive, PositiveInt, Rate, check_arguments, choices
 
 __all__ = ["Seq2Seq", "ATTENTIONS"]
 

@@ -27,10 +27,10 @@ from torch import nn
 
 from ..data.pairs import fixed_pairs, sample_pairs
 from ..errors import ConfigError, DataError
+from ..params import NonNegative, OneOf, Positive, PositiveInt, Probability, check_arguments
 from ..registry import register_model
 from ..viz import pyplot, save_figure
 from .base import Batch, Model
-from .params import OneOf, Positive, PositiveInt, Probability, check_arguments
 
 __all__ = ["SiameseNet", "contrastive_loss", "pair_distance"]
 
@@ -91,14 +91,14 @@ class SiameseNet(Model):
 
     def __init__(
         self,
-        input_size: int = 784,
+        input_size: PositiveInt = 784,
         hidden_sizes: list[int] | None = None,
-        embedding_size: int = 2,
+        embedding_size: PositiveInt = 2,
         margin: Positive = 5.0,
         loss: Annotated[str, OneOf("spring", "step")] = "spring",
         pairing: Annotated[str, OneOf("balanced", "random")] = "balanced",
         genuine_fraction: Probability = 0.5,
-        init_std: float = 0.01,
+        init_std: NonNegative = 0.01,
         init_bias: float = 0.01,
         knn: PositiveInt = 5,
     ) -> None:

@@ -25,11 +25,11 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..params import OneOf, PositiveInt, check_arguments, choices
 from ..registry import register_model
 from ..viz import pyplot, save_figure, save_tiles
 from .base import Batch, Model
 from .kmeans import image_shape_of, majority_labels, sq_distances
-from .params import OneOf, PositiveInt, check_arguments, choices
 
 if TYPE_CHECKING:
     from ..training.engine import Engine

@@ -20,10 +20,10 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..params import PositiveInt, Probability, check_arguments
 from ..registry import create_model, register_preset
 from .autoencoder import Denoising, Loss, Noise, NoiseDraw, check_unit_interval
 from .base import Batch, ErrorRateClassifier, Model
-from .params import Probability, check_arguments
 
 __all__ = ["LayerStack", "StackedModel", "DeepAutoencoder", "StackedClassifier"]
 
@@ -162,7 +162,7 @@ class DeepAutoencoder(StackedModel, Denoising, Model):
         corruption: Noise = "none",
         corruption_level: Probability = 0.0,
         noise: NoiseDraw = "batch",
-        image_shape: tuple[int, ...] | None = (28, 28),
+        image_shape: tuple[PositiveInt, ...] | None = (28, 28),
         compare_pca: bool = False,
     ) -> None:
         super().__init__()
@@ -265,7 +265,7 @@ class StackedClassifier(StackedModel, ErrorRateClassifier):
     ``dropout`` (rates for the input of every layer and of the softmax layer) regularises fine-tuning.
     """
 
-    def __init__(self, stack: LayerStack, n_classes: int = 10, dropout: Sequence[float] | None = None) -> None:
+    def __init__(self, stack: LayerStack, n_classes: PositiveInt = 10, dropout: Sequence[float] | None = None) -> None:
         super().__init__()
         if n_classes < 2:
             raise ConfigError(f"model.n_classes must be >= 2, got {n_classes}")
@@ -286,7 +286,7 @@ class StackedClassifier(StackedModel, ErrorRateClassifier):
     def from_layers(
         cls,
         layer_sizes: list[int] | None = None,
-        n_classes: int = 10,
+        n_classes: PositiveInt = 10,
         block: str = "autoencoder",
         block_args: dict[str, Any] | None = None,
         corruption_levels: list[float] | None = None,

@@ -47,8 +47,8 @@ def check_builders(cfg: RecipeConfig) -> RecipeConfig:
     from ..training.optim import check_optimizer_args
 
     if cfg.model.name:
-        bind_arguments(MODELS.get(cfg.model.name), cfg.model.args, where=f"model '{cfg.model.name}'")
-    bind_arguments(DATASETS.get(cfg.data.name), cfg.data.args, where=f"dataset '{cfg.data.name}'")
+        bind_arguments(MODELS.get(cfg.model.name), cfg.model.args, f"model '{cfg.model.name}'", MODELS.prefix)
+    bind_arguments(DATASETS.get(cfg.data.name), cfg.data.args, f"dataset '{cfg.data.name}'", DATASETS.prefix)
     for name, (opt, _) in cfg.optimizer_plan().items():
         check_optimizer_args(opt.name, opt.args, where=f"optimizers.{name}" if cfg.optimizers else "optimizer")
         bad = {k: v for k, v in opt.lr_scale.items() if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0}

@@ -43,7 +43,7 @@ from .parts import RunParts, build_parts, eval_sources, load_data, seed_everythi
 from .phases import phases_for
 from .rundir import LOCK_FILE, MODEL_FILE, load_run, lock_run_dir, model_record, read_config
 
-__all__ = ["run", "resume", "evaluate", "figures", "sample", "RunResult"]
+__all__ = ["run", "resume", "evaluate", "figures", "sample", "RunResult", "Evaluation"]
 
 log = logging.getLogger("deeprecipes")
 
@@ -390,11 +390,27 @@ def figures(
         return report.figures(loaded.config, run_dir, loaded.model, sample, data, out_dir)
 
 
+class Evaluation(dict):
+    """Metrics by name (``test_accuracy``...), and which checkpoint gave them: ``checkpoint`` (its folder) and
+    ``passed_over`` (the damaged checkpoint the index named, when an older one had to be used; else None)."""
+
+    def __init__(self, metrics: Mapping[str, float], checkpoint: Path | None, passed_over: str | None) -> None:
+        super().__init__(metrics)
+        self.checkpoint = checkpoint
+        self.passed_over = passed_over
+
+    def record(self) -> dict[str, Any]:
+        """What ``deeprecipes eval`` prints: the checkpoint used, the one passed over (or null), the metrics."""
+        where = None if self.checkpoint is None else f"{self.checkpoint.parent.name}/{self.checkpoint.name}"
+        skipped = None if self.passed_over is None else f"checkpoints/{self.passed_over} (damaged)"
+        return {"checkpoint": where, "passed_over": skipped, "metrics": dict(self)}
+
+
 def evaluate(
     run_dir: str | Path, *, which: str = "latest", data_dir: str | Path | None = None, splits: Sequence[str] = ()
-) -> dict[str, float]:
+) -> Evaluation:
     """A saved run's model (through :func:`load_run`) evaluated on the full evaluation splits (default: the run's
-    own ``train.eval_on``)."""
+    own ``train.eval_on``). The result is a dict of metrics that also says which checkpoint it evaluated."""
     run_dir = Path(run_dir)
     cfg = read_config(run_dir)
     cfg.train.eval_subset = 0
@@ -410,7 +426,7 @@ def evaluate(
         out: dict[str, float] = {}
         for name, batches in eval_sources(cfg, data, mach.device).items():
             out.update({f"{name}_{k}": v for k, v in engine.evaluate(batches).items()})
-        return out
+        return Evaluation(out, loaded.checkpoint, loaded.passed_over)
 
 
 def sample(

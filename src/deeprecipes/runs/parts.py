@@ -57,6 +57,7 @@ class RunParts:
     train_x: torch.Tensor | None = None
     val_x: torch.Tensor | None = None
     results: dict[str, Any] = field(default_factory=dict)  # what each phase reports, by phase name
+    resumed_from: dict[str, Any] | None = None  # the checkpoint a resume started from, and any it passed over
 
     @property
     def device(self) -> torch.device:

@@ -21,7 +21,7 @@ import torch
 from ..config import RecipeConfig
 from ..errors import CheckpointError, TrainingError
 from ..training.callbacks import Callback, ProgressLogger, TensorBoardLogger
-from ..training.checkpoint import load_checkpoint, read_index
+from ..training.checkpoint import load_checkpoint, make_latest, passed_over, read_index
 from ..training.layerwise import LayerSettings, pretrain, pretrain_blocks, pretrain_plan
 from .parts import RunParts
 
@@ -166,6 +166,8 @@ class FitPhase(Phase):
     def _restore(parts: RunParts) -> None:
         engine, model = parts.engine, parts.model
         weights, state, path = load_checkpoint(parts.run_dir / "checkpoints")
+        skipped = passed_over(parts.run_dir / "checkpoints", "latest", path)
+        parts.resumed_from = {"checkpoint": f"checkpoints/{path.name}", "step": None, "passed_over": skipped}
         try:
             model.load_state_dict(weights)
         except RuntimeError as e:
@@ -177,6 +179,9 @@ class FitPhase(Phase):
                 f"{path}: the saved optimizer/schedule state does not fit the config in config.json "
                 f"(was the optimizer changed?): {e!r}"
             ) from None
+        parts.resumed_from["step"] = engine.step_count
+        if skipped and parts.strategy.is_main:
+            make_latest(parts.run_dir / "checkpoints", path.name)
         if parts.strategy.is_main:
             log.info(
                 "resuming %s at epoch %d, batch %d (step %d)",

@@ -20,6 +20,7 @@ from .. import machine
 from ..config import RecipeConfig
 from ..models.base import Classifier
 from ..training.checkpoint import atomic_write_text
+from ..training.events import close_events, event_writer, writing_events
 from ..viz import is_rate, save_code_scatter, save_confusion, save_curves, save_image_rows, save_tiles
 from .device import device_info, versions
 from .parts import RunParts
@@ -94,16 +95,24 @@ def figures(
 def figures_to_tensorboard(run_dir: Path, figures: Sequence[str], step: int) -> None:
     """The end-of-run pictures (2-D code scatter, confusion matrix, feature maps...) as TensorBoard images under
     ``figures/<name>``, beside the per-epoch image summaries; curves are left out (TensorBoard draws its own)."""
-    import matplotlib.image
-    from torch.utils.tensorboard import SummaryWriter
+    writer = event_writer(run_dir / "tb")
+    try:
+        with writing_events(run_dir / "tb"):
+            _figure_events(writer, run_dir, figures, step)
+            writer.flush()
+    finally:
+        close_events(writer)
 
-    with SummaryWriter(str(run_dir / "tb")) as writer:
-        for rel in figures:
-            path = run_dir / rel
-            if path.suffix != ".png" or path.stem.startswith("curves") or not path.exists():
-                continue
-            img = torch.from_numpy(matplotlib.image.imread(str(path))[..., :3].copy())
-            writer.add_image(f"figures/{path.stem}", img, step, dataformats="HWC")
+
+def _figure_events(writer: Any, run_dir: Path, figures: Sequence[str], step: int) -> None:
+    import matplotlib.image
+
+    for rel in figures:
+        path = run_dir / rel
+        if path.suffix != ".png" or path.stem.startswith("curves") or not path.exists():
+            continue
+        img = torch.from_numpy(matplotlib.image.imread(str(path))[..., :3].copy())
+        writer.add_image(f"figures/{path.stem}", img, step, dataformats="HWC")
 
 
 def eval_subset(data: Any, limit: int) -> Any:
@@ -175,6 +184,7 @@ def write_summary(
         "target": target(cfg, final),
         "pretrain": parts.results.get("layerwise", []),
         "phases": list(parts.results),
+        "resumed_from": parts.resumed_from,
         "epochs": engine.epoch,
         "steps": engine.step_count,
         "seed": cfg.train.seed,

@@ -31,7 +31,7 @@ from ..config import RecipeConfig, config_from_dict
 from ..errors import CheckpointError, DeepRecipesError
 from ..recipes import check_builders
 from ..registry import MODELS, create_model
-from ..training.checkpoint import load_checkpoint, read_index
+from ..training.checkpoint import load_checkpoint, passed_over, read_index
 
 __all__ = ["LoadedRun", "load_run", "read_config", "model_record", "lock_run_dir", "MODEL_FILE", "LOCK_FILE"]
 
@@ -50,6 +50,7 @@ class LoadedRun:
     input: dict[str, Any]
     data: dict[str, Any] = field(default_factory=dict)
     checkpoint: Path | None = None
+    passed_over: str | None = None  # the damaged checkpoint the index named, when an older one was used instead
 
 
 def read_config(run_dir: str | Path) -> RecipeConfig:
@@ -123,7 +124,8 @@ def load_run(run_dir: str | Path, *, which: str = "best", device: str = "cpu") -
     except RuntimeError as e:
         raise CheckpointError(f"{ckpt}: weights do not fit the model in {MODEL_FILE} ({e})") from None
     model.to(device).eval()
-    return LoadedRun(model, cfg, name, args, record.get("input", {}), record.get("data", {}), ckpt)
+    skipped = passed_over(run_dir / "checkpoints", which, ckpt)
+    return LoadedRun(model, cfg, name, args, record.get("input", {}), record.get("data", {}), ckpt, skipped)
 
 
 @contextlib.contextmanager

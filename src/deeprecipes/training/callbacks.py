@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, writing
 from ..viz import tile
 from .checkpoint import save_checkpoint
+from .events import close_events, event_writer, writing_events
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -175,7 +176,7 @@ class MetricsLog(Callback):
             atomic_write_text(self.path, "".join(f"{line}\n" for line in kept))
 
     def on_epoch_end(self, engine: Engine, logs: dict[str, Any]) -> None:
-        with open(self.path, "a", encoding="utf-8") as f:
+        with writing(self.path), open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(logs) + "\n")
 
 
@@ -197,19 +198,22 @@ class TensorBoardLogger(Callback):
         self.writer: Any = None
 
     def on_fit_begin(self, engine: Engine) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-
         # purge_step drops events a killed run wrote after its last checkpoint
-        self.writer = SummaryWriter(str(self.log_dir), purge_step=engine.step_count or None)
+        self.writer = event_writer(self.log_dir, purge_step=engine.step_count or None)
 
     def on_train_batch_end(self, engine: Engine, logs: dict[str, Any]) -> None:
         if engine.step_count % engine.log_every == 0:
-            for k, v in logs.items():
-                self.writer.add_scalar(f"step/{k}", float(v), engine.step_count)
-            for k, v in engine.learning_rates().items():
-                self.writer.add_scalar(f"step/{k}", v, engine.step_count)
+            with writing_events(self.log_dir):
+                for k, v in logs.items():
+                    self.writer.add_scalar(f"step/{k}", float(v), engine.step_count)
+                for k, v in engine.learning_rates().items():
+                    self.writer.add_scalar(f"step/{k}", v, engine.step_count)
 
     def on_epoch_end(self, engine: Engine, logs: dict[str, Any]) -> None:
+        with writing_events(self.log_dir):
+            self._epoch_events(engine, logs)
+
+    def _epoch_events(self, engine: Engine, logs: dict[str, Any]) -> None:
         step = logs["step"]
         for k, v in logs.items():
             if k not in ("epoch", "step") and isinstance(v, (int, float)):
@@ -233,7 +237,7 @@ class TensorBoardLogger(Callback):
 
     def on_fit_end(self, engine: Engine) -> None:
         if self.writer is not None:
-            self.writer.close()
+            close_events(self.writer)
 
 
 class Checkpointer(Callback):

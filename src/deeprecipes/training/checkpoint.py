@@ -37,6 +37,8 @@ __all__ = [
     "atomic_write_text",
     "save_checkpoint",
     "load_checkpoint",
+    "passed_over",
+    "make_latest",
     "read_index",
     "rng_state",
     "set_rng_state",
@@ -295,3 +297,20 @@ def load_checkpoint(ckpt_dir: Path, which: str = "latest") -> tuple[dict[str, to
     if errors:
         raise CheckpointError("; ".join(errors))
     raise CheckpointError(f"{ckpt_dir}: no {which} checkpoint")
+
+
+def passed_over(ckpt_dir: Path, which: str, used: Path) -> str | None:
+    """The checkpoint folder that the index names as ``which`` when :func:`load_checkpoint` had to use another one
+    (``used``) because it was damaged; None when the named one was used. Runs and evaluations record it."""
+    named = read_index(Path(ckpt_dir)).get(which)
+    return named if named and named != used.name else None
+
+
+def make_latest(ckpt_dir: Path, name: str) -> None:
+    """Point the index's ``latest`` at checkpoint ``name`` (a resume that passed over a damaged latest one): the
+    next save then keeps ``name`` as its previous checkpoint, and the damaged one goes."""
+    ckpt_dir = Path(ckpt_dir)
+    index = dict(read_index(ckpt_dir))
+    index["latest"] = name
+    index.pop("previous", None)
+    atomic_write_text(ckpt_dir / "index.json", json.dumps(_check_index(index, ckpt_dir / "index.json"), indent=2))

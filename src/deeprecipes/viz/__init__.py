@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..fileio import file_mode
+from ..fileio import file_mode, writing
 
 __all__ = [
     "is_rate",
@@ -62,15 +62,18 @@ def save_figure(fig: Any, path: Path, title: str = "") -> Path:
     if title:
         fig.suptitle(title)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    os.chmod(tmp, file_mode())
     try:
-        fig.savefig(tmp, dpi=100, bbox_inches="tight")
-        os.replace(tmp, path)
+        with writing(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+            os.close(fd)
+            os.chmod(tmp, file_mode())
+            try:
+                fig.savefig(tmp, dpi=100, bbox_inches="tight")
+                os.replace(tmp, path)
+            finally:
+                Path(tmp).unlink(missing_ok=True)
     finally:
-        Path(tmp).unlink(missing_ok=True)
         pyplot().close(fig)
     return path
 

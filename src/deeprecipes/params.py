@@ -11,8 +11,10 @@ as the autoencoder's losses is spelled in one place::
         def __init__(self, n_hidden: PositiveInt = 256, loss: Loss = "mse", corruption_level: Level = 0.0) -> None:
             check_arguments(Autoencoder.__init__, locals())    # ConfigError "model.loss must be one of ..."
 
-Recipes see through ``Annotated`` (``typing.get_type_hints`` drops it): :func:`deeprecipes.config.bind_arguments`
-checks the base type (int, float, str) and the model's own check names the bound, in one line.
+Every registered builder is checked against these annotations before it is called:
+:func:`deeprecipes.config.check_value` reads ``Annotated`` (lists of bounded items too, ``list[PositiveInt]``), so
+``create_model("mlp", hidden_sizes=[0])`` and ``--set model.n_inputs=-784`` are one ConfigError line naming the
+argument and its bound. A model's own ``check_arguments`` call covers direct construction (``MLP(...)``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
 __all__ = [
     "Interval",
@@ -34,6 +36,7 @@ __all__ = [
     "specs",
     "choices",
     "check_arguments",
+    "bound_problem",
     "is_int",
     "PositiveInt",
     "NonNegativeInt",
@@ -41,6 +44,7 @@ __all__ = [
     "NonNegative",
     "Probability",
     "Rate",
+    "Seed",
 ]
 
 _BRACKETS = {"both": "[]", "left": "[)", "right": "(]", "neither": "()"}
@@ -56,6 +60,8 @@ class Interval:
     closed: str = "both"
 
     def __contains__(self, value: Any) -> bool:
+        if value != value:  # NaN is in no interval
+            return False
         left, right = _BRACKETS[self.closed]
         if self.low is not None and (value < self.low or (left == "(" and value == self.low)):
             return False
@@ -89,6 +95,7 @@ Positive = Annotated[float, Interval(0.0, None, "neither")]
 NonNegative = Annotated[float, Interval(0.0)]
 Probability = Annotated[float, Interval(0.0, 1.0)]
 Rate = Annotated[float, Interval(0.0, 1.0, "left")]  # a dropout rate: 1 would drop everything
+Seed = Annotated[int, Interval(0, 2**32 - 1)]  # what numpy's and torch's generators take
 
 
 @dataclass(frozen=True)
@@ -140,6 +147,14 @@ def choices(alias: Any) -> tuple[str, ...]:
 def is_int(value: Any) -> bool:
     """An integer that is not a bool (numpy integers count)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def bound_problem(value: Any, metadata: tuple[Any, ...], base: Any) -> str | None:
+    """Why ``value`` breaks the Interval/OneOf in ``metadata`` (an ``Annotated``'s extras over ``base``), as the
+    end of a "... must be ..." line; None when it fits or nothing bounds it."""
+    interval = next((m for m in metadata if isinstance(m, Interval)), None)
+    options = next((m.options for m in metadata if isinstance(m, OneOf)), None)
+    return _problem("", value, Spec(base, interval, options))
 
 
 def _problem(name: str, value: Any, spec: Spec) -> str | None:
