@@ -97,11 +97,13 @@ def _add_saved_run(sub: Any) -> None:
     s.add_argument("--data-dir")
     s.add_argument("--nproc", type=int, default=0, help="continue data-parallel on N local processes (torchrun)")
 
-    s = sub.add_parser("sample", help="generate text from a saved language-model run")
+    s = sub.add_parser("sample", help="generate text (a language model) or a grid of images (a VAE) from a saved run")
     s.add_argument("run_dir")
     s.add_argument("--prime", default="", help="text the model reads before generating (default: none)")
     s.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; 0 = most likely token")
     s.add_argument("--length", type=int, default=500, help="tokens (characters or words) to generate")
+    s.add_argument("--n", type=int, default=64, help="images to draw (image models)")
+    s.add_argument("--out", default=None, help="the image grid's file (default RUN_DIR/figures/samples-s<seed>.png)")
     s.add_argument("--seed", type=int, default=0, help="seed of the random draws (default 0)")
     s.add_argument("--best", action="store_true", help="use the best checkpoint instead of the latest")
 
@@ -294,6 +296,8 @@ def _dispatch(args: argparse.Namespace) -> None:
             length=args.length,
             seed=args.seed,
             which="best" if args.best else "latest",
+            n=args.n,
+            out=args.out,
         )
         print(text)
     elif args.command == "eval":

@@ -4,8 +4,8 @@ source's defaults).
 
 Build any of them by name: ``deeprecipes.create_model("lstm-classifier", hidden_size=64)``. Every module in this
 package is imported here (found on disk, so a new family file needs no edit here), which runs its registrations.
-Besides the families: ``base`` (the engine contract), ``params`` (typed parameters: bounds and choices in
-annotations, checked from there) and ``cells`` (recurrent cells).
+Besides the families: ``base`` (the engine contract) and ``cells`` (recurrent cells); typed parameters (bounds and
+choices in annotations) are :mod:`deeprecipes.params`.
 """
 
 import importlib

@@ -101,13 +101,16 @@ def save_image_rows(rows: Mapping[str, torch.Tensor], path: Path, title: str = "
     return save_figure(fig, path, title)
 
 
-def save_tiles(images: torch.Tensor, path: Path, title: str = "", ncols: int | None = None) -> Path:
-    """A grid of images (n, H, W), each scaled to its own range (learned filters)."""
+def save_tiles(
+    images: torch.Tensor, path: Path, title: str = "", ncols: int | None = None, normalize: bool = True
+) -> Path:
+    """A grid of images (n, H, W), each scaled to its own range (learned filters), or with ``normalize=False``
+    drawn as they are on [0, 1] (generated digits)."""
     plt = pyplot()
-    grid = tile(images, ncols=ncols)
+    grid = tile(images, ncols=ncols, normalize=normalize)
     scale = 8 / max(grid.shape)
     fig, ax = plt.subplots(figsize=(grid.shape[1] * scale + 0.5, grid.shape[0] * scale + 0.5))
-    ax.imshow(grid.numpy(), cmap="gray")
+    ax.imshow(grid.numpy(), cmap="gray", **({} if normalize else {"vmin": 0, "vmax": 1}))
     ax.axis("off")
     if title:
         ax.set_title(title)

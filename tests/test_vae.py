@@ -1,0 +1,73 @@
+"""The VAE (cookbook 11.4): the ELBO's two terms, the importance-weighted likelihood bound, dynamic binarisation,
+pictures, and the vae-mnist recipe end to end on the shipped MNIST files."""
+
+import json
+
+import pytest
+import torch
+from torch.distributions import Normal, kl_divergence
+
+import deeprecipes
+from deeprecipes.cli import main
+from deeprecipes.errors import ConfigError
+from deeprecipes.models.vae import VAE
+from deeprecipes.registry import create_dataset
+
+
+def test_the_kl_term_is_the_closed_form_of_torch_distributions():
+    torch.manual_seed(0)
+    model = VAE(n_visible=20, hidden_sizes=[16], n_latent=3, image_shape=[4, 5])
+    x = torch.rand(6, 20)
+    mu, log_var = model.posterior(x)
+    expected = kl_divergence(Normal(mu, (0.5 * log_var).exp()), Normal(0.0, 1.0)).sum(1)
+    _, kl = model.terms(x)
+    assert torch.allclose(kl, expected, atol=1e-5)
+
+
+def test_the_importance_weighted_bound_is_above_the_elbo_and_tightens_with_k():
+    torch.manual_seed(0)
+    model = VAE(n_visible=20, hidden_sizes=[16], n_latent=3, image_shape=[4, 5])
+    x = torch.bernoulli(torch.full((256, 20), 0.3))
+    elbo = torch.stack([model.eval_step((x,))["elbo"].mean() for _ in range(40)]).mean()
+    one = torch.stack([model.log_likelihood(x, 1).mean() for _ in range(40)]).mean()
+    many = model.log_likelihood(x, 500).mean()
+    assert float(one) == pytest.approx(float(elbo), abs=0.1)  # k = 1 is the ELBO, in expectation
+    assert many > one + 0.3  # Burda et al.: log p(x) >= L_k >= L_1
+
+
+def test_dynamic_binarisation_fixes_the_evaluation_images_and_redraws_training_batches():
+    data = create_dataset("mnist")
+    model = VAE(binarize="dynamic")
+    prepared = model.prepare_data(data)
+    test = prepared.test.x
+    assert set(test.unique().tolist()) == {0.0, 1.0}
+    again = VAE(binarize="dynamic").prepare_data(create_dataset("mnist")).test.x
+    assert torch.equal(test, again)  # one seeded draw: every evaluation scores the same images
+    train = prepared.train.x[:50]
+    assert not set(train.unique().tolist()) <= {0.0, 1.0}  # grey levels, drawn afresh per batch in training
+    assert not torch.equal(model._binarized(train), model._binarized(train))
+
+
+def test_bad_settings_are_one_line():
+    with pytest.raises(ConfigError, match="model.n_latent must be an integer >= 1"):
+        deeprecipes.create_model("vae", n_latent=0)
+    with pytest.raises(ConfigError, match="model.binarize must be one of none, dynamic"):
+        deeprecipes.create_model("vae", binarize="yes")
+    with pytest.raises(ValueError, match="n_latent = 2"):
+        VAE(n_latent=5).canvas()
+
+
+def test_vae_mnist_learns_draws_its_pictures_and_samples_from_the_run_directory(tmp_path, capsys):
+    out = tmp_path / "run"
+    sets = {"train.train_subset": 5000, "train.eval_subset": 500, "model.iw_samples": 50, "train.threads": 1}
+    result = deeprecipes.run("vae-mnist", epochs=3, out=out, overrides=sets, progress=False)
+    m = result.summary["metrics"]
+    assert m["test_loss"] == pytest.approx(-m["test_elbo"]) and m["test_loss"] < 210  # 543 untrained
+    assert m["test_nll"] < m["test_loss"]  # the k = 50 bound is tighter than one draw
+    for name in ("canvas.png", "samples.png", "codes.png", "reconstructions.png"):
+        assert (out / "figures" / name).stat().st_size > 1000, name
+    assert main(["-q", "sample", str(out), "--n", "16", "--seed", "3"]) == 0
+    assert capsys.readouterr().out.strip() == str(out / "figures" / "samples-s3.png")
+    loaded = deeprecipes.load_run(out)
+    assert torch.equal(loaded.model.sample_images(4, seed=1), loaded.model.sample_images(4, seed=1))
+    assert json.loads((out / "model.json").read_text())["args"]["n_latent"] == 2
