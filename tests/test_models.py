@@ -66,6 +66,7 @@ INPUTS = {
     "dbn-cookbook": lambda: (torch.rand(8, 2304), torch.randint(0, 7, (8,))),
     "rbm-recommender": _ratings,
     "gaussian-gan": lambda: (torch.randn(8, 1) + 4,),
+    "vae": _images,
 }
 # models whose parameters are one tensor (centroids, prototypes): the rest have at least a weight and a bias
 ONE_PARAMETER = {"kmeans", "som"}
@@ -456,6 +457,15 @@ SIGNATURE_DEFAULTS = {
         "corruption_level": 0.3,
         "reduction": "sum",
         "image_shape": None,
+    },
+    "vae": {
+        "n_visible": 784,
+        "hidden_sizes": [500, 500],
+        "n_latent": 2,
+        "activation": "softplus",
+        "binarize": "none",
+        "iw_samples": 0,
+        "image_shape": [28, 28],
     },
 }
 

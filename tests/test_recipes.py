@@ -120,6 +120,7 @@ COVERED_ELSEWHERE = {
     "seq2seq-dates-luong": "tests/test_seq2seq.py",
     "dbn-mnist": "tests/test_dbn.py",
     "mnist-distributed": "tests/test_distributed.py",  # on 2 processes; its SGD at 0.0005 learns slowly
+    "vae-mnist": "tests/test_vae.py",  # with its pictures, test_nll and sample
 }
 
 # datasets that do not ship with the package (Fashion-MNIST, a Kaggle account, grouplens.org, PTB): their recipes
