@@ -38,6 +38,7 @@ epochs = 6
 batch_size = 100
 eval_on = ["val", "test"]
 threads = 1
+precision = "fp32"  # bf16 autocast (auto, on a CPU with native bf16) rounds half batches differently from whole ones
 histograms = false
 images = false
 """
