@@ -66,7 +66,11 @@ INPUTS = {
     "dbn-cookbook": lambda: (torch.rand(8, 2304), torch.randint(0, 7, (8,))),
     "rbm-recommender": _ratings,
     "gaussian-gan": lambda: (torch.randn(8, 1) + 4,),
+    "mlp-gan": _images,
+    "dcgan": _images,
     "vae": _images,
+    "conv-vae": _images,
+    "capsnet": _labelled,
 }
 # models whose parameters are one tensor (centroids, prototypes): the rest have at least a weight and a bias
 ONE_PARAMETER = {"kmeans", "som"}
@@ -95,7 +99,8 @@ def test_forward_backward_and_eval(name):
     # every declared optimizer, at rate 0: the step runs and changes nothing
     opts = {k: torch.optim.SGD(groups, lr=0.0) for k, groups in model.configure_optimizers().items()}
     logs = model.train_step(batch, Engine(model, optimizers=opts))
-    assert "loss" in logs and all(torch.isfinite(torch.as_tensor(v)).all() for v in logs.values())
+    assert logs and all(torch.isfinite(torch.as_tensor(v)).all() for v in logs.values())
+    assert "loss" in logs or {"d_loss", "g_loss"} <= set(logs)  # image GANs log each network's loss
 
 
 def test_dae_matches_blog_000_definition():
@@ -207,6 +212,28 @@ SIGNATURE_DEFAULTS = {
         "compare_pca": True,
     },
     "gaussian-gan": {"noise_dim": 4, "hidden": 32, "d_steps": 1},
+    "mlp-gan": {
+        "noise_dim": 100,
+        "hidden": 128,
+        "image_shape": [28, 28],
+        "d_steps": 1,
+        "g_steps": 1,
+        "same_noise": True,
+    },
+    "dcgan": {
+        "noise_dim": 100,
+        "image_shape": [1, 28, 28],
+        "g_channels": 64,
+        "d_channels": 64,
+        "d_hidden": 256,
+        "dropout": 0.6,
+        "slope": 0.2,
+        "init_std": 0.1,
+        "book_modes": True,
+        "d_steps": 1,
+        "g_steps": 1,
+        "same_noise": True,
+    },
     "gaussian-rbm": {
         "n_visible": 784,
         "n_hidden": 500,
@@ -457,6 +484,30 @@ SIGNATURE_DEFAULTS = {
         "corruption_level": 0.3,
         "reduction": "sum",
         "image_shape": None,
+    },
+    "capsnet": {
+        "conv_channels": 256,
+        "primary_caps": 32,
+        "primary_dim": 8,
+        "digit_dim": 16,
+        "routing_iterations": 3,
+        "kernel_size": 9,
+        "decoder": [512, 1024],
+        "recon_weight": 0.0005,
+        "m_plus": 0.9,
+        "m_minus": 0.1,
+        "lambda_": 0.5,
+        "init_std": 0.01,
+        "image_shape": [28, 28],
+        "n_classes": 10,
+    },
+    "conv-vae": {
+        "n_latent": 2,
+        "channels": [32, 64],
+        "dense": 16,
+        "binarize": "none",
+        "iw_samples": 0,
+        "image_shape": [28, 28],
     },
     "vae": {
         "n_visible": 784,

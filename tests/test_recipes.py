@@ -81,6 +81,7 @@ LOSS = {
     "rnn-sequence-tagger": "test_loss",
     "rnn-encoder-decoder": "test_loss",
     "gaussian-gan": "test_w1",
+    "conv-vae": "test_loss",  # -ELBO per image
 }  # the rest: test_loss for classifiers, test_mse otherwise
 
 
@@ -121,6 +122,10 @@ COVERED_ELSEWHERE = {
     "dbn-mnist": "tests/test_dbn.py",
     "mnist-distributed": "tests/test_distributed.py",  # on 2 processes; its SGD at 0.0005 learns slowly
     "vae-mnist": "tests/test_vae.py",  # with its pictures, test_nll and sample
+    "gan-mnist": "tests/test_gan.py",  # GANs: sample grids, summaries and FID, not a falling loss
+    "dcgan-mnist": "tests/test_gan.py",
+    "dcgan-mnist-fast": "tests/test_gan.py",
+    "capsnet-mnist": "tests/test_capsnet.py",  # scaled down: the full network takes seconds a step on 2 cores
 }
 
 # datasets that do not ship with the package (Fashion-MNIST, a Kaggle account, grouplens.org, PTB): their recipes

@@ -71,3 +71,30 @@ def test_vae_mnist_learns_draws_its_pictures_and_samples_from_the_run_directory(
     loaded = deeprecipes.load_run(out)
     assert torch.equal(loaded.model.sample_images(4, seed=1), loaded.model.sample_images(4, seed=1))
     assert json.loads((out / "model.json").read_text())["args"]["n_latent"] == 2
+
+
+def test_latent_interpolations_run_from_one_image_to_the_other():
+    torch.manual_seed(0)
+    model = VAE(n_visible=20, hidden_sizes=[16], n_latent=3, image_shape=[4, 5])
+    x = torch.rand(5, 20)
+    lines = model.interpolations(x, steps=6)
+    assert lines.shape == (12, 4, 5)  # 2 pairs (the fifth image has no partner), 6 steps each
+    assert torch.allclose(lines[0].reshape(-1), model(x[:1])[0], atol=1e-6)
+    assert torch.allclose(lines[11].reshape(-1), model(x[3:4])[0], atol=1e-6)
+
+
+def test_conv_vae_has_keras_ios_layers_and_shares_the_elbo():
+    from torch import nn
+
+    model = deeprecipes.create_model("conv-vae")
+    convs = [m for m in model.encoder if isinstance(m, nn.Conv2d)]
+    assert [(c.out_channels, c.stride) for c in convs] == [(32, (2, 2)), (64, (2, 2))]
+    assert model.mu.in_features == 16 and model.mu.out_features == 2
+    deconvs = [m for m in model.decoder if isinstance(m, nn.ConvTranspose2d)]
+    assert [d.out_channels for d in deconvs] == [64, 32, 1]
+    x = torch.rand(3, 784)
+    assert model.decoder(model.encode(x)).shape == (3, 784) and model.log_likelihood(x, 4).shape == (3,)
+    loss, logs = model.compute_loss((x,))
+    assert float(loss) == pytest.approx(float(logs["recon"] + logs["kl"]), rel=1e-5)
+    with pytest.raises(ConfigError, match="divisible by 4"):
+        deeprecipes.create_model("conv-vae", image_shape=[30, 30])

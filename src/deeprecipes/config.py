@@ -289,6 +289,9 @@ class TrainConfig:
     log_every: int = _f(50, "steps between progress updates", min=1)
     histograms: bool = _f(True, "write weight histograms to TensorBoard every epoch")
     images: bool = _f(True, "write image summaries to TensorBoard every epoch (models that have images)")
+    sample_every: int = _f(
+        0, "every N steps, an 8x8 grid of samples from fixed noise to figures/samples/ and TensorBoard (0 = off)", min=0
+    )
 
 
 SECTIONS: dict[str, type] = {

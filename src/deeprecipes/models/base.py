@@ -105,6 +105,11 @@ class Model(nn.Module):
         """Images worth looking at for this batch: name -> tensor (n, H, W) in [0, 1]. Empty when none."""
         return {}
 
+    def step_histograms(self) -> dict[str, torch.Tensor]:
+        """Values of the last training step worth a histogram in TensorBoard at every logging step (a GAN's D(real)
+        and D(fake)): name -> tensor. Empty by default."""
+        return {}
+
     def weight_images(self) -> dict[str, torch.Tensor]:
         """Learned filters as images: name -> tensor (n, H, W). Empty when the model has none."""
         return {}

@@ -6,31 +6,40 @@
 in ``configure_optimizers``, the recipe sets ``[optimizers.g]`` and ``[optimizers.d]``, and ``train_step`` steps
 each through ``engine.step(loss, name)``.
 
+``mlp-gan`` is the image GAN of cookbook 11.1 (TengdaHan/GAN-TensorFlow ``model_fc.py``): G 100-128-784 with a
+sigmoid output, D 784-128-1. :class:`ImageGAN` is what every image GAN shares (the DCGAN of 11.2 is in
+:mod:`.dcgan`): the alternating steps, the TensorBoard histograms of D(real) and D(fake), sample grids, and its
+scores at the end of a run: the FID and Inception-style score of as many generated digits as there are test images,
+on the project's own MNIST classifier (:mod:`.feature_net`), beside the FIDs of the training images and of uniform
+noise against the same test images (the sanity ladder: train < generated < noise).
+
 Losses (the paper's minimax game with the non-saturating generator loss, its section 3)::
 
     L_D = -[log D(x) + log(1 - D(G(z)))]        L_G = -log D(G(z))
 
-Evaluation compares generated numbers with real ones by the 1-D Wasserstein distance: sort both and average
-``|x_(i) - G(z)_(i)|`` (exact for a whole evaluation batch; keep ``train.eval_batch_size`` >= the test split).
+Evaluation of the 1-D GAN compares generated numbers with real ones by the 1-D Wasserstein distance: sort both and
+average ``|x_(i) - G(z)_(i)|`` (exact for a whole evaluation batch; keep ``train.eval_batch_size`` >= the test split).
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from ..params import PositiveInt
+from ..params import PositiveInt, check_arguments
 from ..registry import register_model
-from ..viz import save_histograms
+from ..viz import save_histograms, save_tiles
 from .base import Batch, Model
+from .feature_net import generative_scores, load_feature_net
 
 if TYPE_CHECKING:
     from ..training.engine import Engine
 
-__all__ = ["GaussianGAN"]
+__all__ = ["GaussianGAN", "ImageGAN", "MLPGAN"]
 
 
 def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
@@ -114,3 +123,182 @@ class GaussianGAN(Model):
             "fake_mean": fake,
             "fake_sq": fake.pow(2),  # with fake_mean, the generated spread: var = fake_sq - fake_mean ** 2
         }
+
+
+class ImageGAN(Model):
+    """What the image GANs share; a subclass builds ``self.generator`` (noise -> pixel logits, (n, C*H*W)) and
+    ``self.discriminator`` (images -> one logit each).
+
+    Each training step takes ``d_steps`` discriminator steps, then ``g_steps`` generator steps. With
+    ``same_noise`` the first generator step reuses the noise of the last discriminator step (the book feeds one
+    ``Z`` to both optimizers per iteration); every other step draws fresh noise, uniform on [-1, 1).
+    """
+
+    steps_through_engine = True
+
+    def __init__(self, noise_dim: int, image_shape: tuple[int, ...], d_steps: int, g_steps: int, same_noise: bool):
+        super().__init__()
+        self.noise_dim, self.image_shape = noise_dim, tuple(image_shape)
+        self.d_steps, self.g_steps, self.same_noise = d_steps, g_steps, same_noise
+        self._histograms: dict[str, torch.Tensor] = {}
+
+    def configure_optimizers(self) -> dict[str, list[dict[str, Any]]]:
+        return {
+            "g": [{"params": list(self.generator.parameters())}],
+            "d": [{"params": list(self.discriminator.parameters())}],
+        }
+
+    @property
+    def _device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
+    def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(n, noise_dim) uniform on [-1, 1), as ``np.random.uniform(-1., 1., [batch, 100])``."""
+        if generator is not None:  # seeded draws are made on the CPU: the same images on every device
+            return (torch.rand(n, self.noise_dim, generator=generator) * 2 - 1).to(self._device)
+        return torch.rand(n, self.noise_dim, device=self._device) * 2 - 1
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Pixel intensities (n, C*H*W) in [0, 1] from noise (n, noise_dim)."""
+        return torch.sigmoid(self.generator(z))
+
+    def train_step(self, batch: Batch, engine: Engine) -> dict[str, torch.Tensor]:
+        real = batch[0].reshape(len(batch[0]), -1)
+        bce = nn.functional.binary_cross_entropy_with_logits
+        for _ in range(self.d_steps):
+            z = self.noise(len(real))
+            with engine.autocast():
+                fake = self(z).detach()
+                d_real, d_fake = self.discriminator(real), self.discriminator(fake)
+                d_loss_real = bce(d_real, torch.ones_like(d_real))
+                d_loss_fake = bce(d_fake, torch.zeros_like(d_fake))
+                d_loss = d_loss_real + d_loss_fake
+            engine.step(d_loss, "d")
+        for k in range(self.g_steps):
+            if k or not self.same_noise:
+                z = self.noise(len(real))
+            with engine.autocast():
+                d_gen = self.discriminator(self(z))
+                g_loss = bce(d_gen, torch.ones_like(d_gen))
+            engine.step(g_loss, "g")
+        p_real, p_fake = torch.sigmoid(d_real.detach().float()), torch.sigmoid(d_fake.detach().float())
+        self._histograms = {"d_real": p_real, "d_fake": p_fake}
+        return {
+            "d_loss_real": d_loss_real.detach(),
+            "d_loss_fake": d_loss_fake.detach(),
+            "d_loss": d_loss.detach(),
+            "g_loss": g_loss.detach(),
+            "d_real": p_real.mean(),
+            "d_fake": p_fake.mean(),
+        }
+
+    def step_histograms(self) -> dict[str, torch.Tensor]:
+        return self._histograms
+
+    @torch.no_grad()
+    def eval_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Per test image: D's probability that it is real (``d_real``), the same for a generated image drawn from
+        fixed noise (``d_fake``), and whether D tells each apart (``d_accuracy``)."""
+        real = batch[0].reshape(len(batch[0]), -1)
+        fake = self(self.noise(len(real), torch.Generator().manual_seed(len(real))))
+        p_real = torch.sigmoid(self.discriminator(real).float()).reshape(-1)
+        p_fake = torch.sigmoid(self.discriminator(fake).float()).reshape(-1)
+        return {"d_real": p_real, "d_fake": p_fake, "d_accuracy": ((p_real > 0.5).float() + (p_fake < 0.5).float()) / 2}
+
+    @torch.no_grad()
+    def sample_images(self, n: int, seed: int = 0) -> torch.Tensor:
+        """``n`` generated images (n, H, W) from noise seeded by ``seed``, drawn in chunks of 1,000."""
+        gen = torch.Generator().manual_seed(seed)
+        parts = [self(self.noise(min(1000, n - i), gen)).float().cpu() for i in range(0, n, 1000)]
+        return torch.cat(parts).reshape(n, *self.image_shape[-2:])
+
+    def reference_metrics(self, data: Any) -> dict[str, float]:
+        """At the end of a run: ``test_fid`` and ``test_inception_score`` (± ``..._std``) of as many generated
+        images as the test split has, against it; the ladder beside them: ``fid_train_vs_test`` (as many training
+        images) and ``fid_noise_vs_test`` (uniform noise images)."""
+        test = getattr(data, "test", None)
+        if test is None:
+            return {}
+        was = self.training
+        self.eval()
+        fake = self.sample_images(len(test), seed=1)
+        self.train(was)
+        net = load_feature_net(device=self._device)
+        real = test.x.reshape(len(test), -1).float()
+        scores = generative_scores(real, fake, net)
+        gen = torch.Generator().manual_seed(2)
+        noise = torch.rand(real.shape, generator=gen)
+        train = data.train.x[: len(real)].reshape(-1, real.shape[1]).float()
+        ladder = {"fid_train_vs_test": generative_scores(real, train, net)["fid"]}
+        ladder["fid_noise_vs_test"] = generative_scores(real, noise, net)["fid"]
+        return {
+            "test_fid": scores["fid"],
+            "test_inception_score": scores["inception_score"],
+            "test_inception_score_std": scores["inception_score_std"],
+            **ladder,
+        }
+
+    def figures(self, data: Any, fig_dir: Path, title: str) -> list[Path]:
+        """``samples.png`` (an 8 x 8 grid from the fixed noise of the grids during training) and
+        ``interpolations.png`` (8 rows, each 10 steps on the straight line between two noise vectors)."""
+        was = self.training
+        self.eval()
+        with torch.no_grad():
+            samples = self.sample_images(64, seed=0)
+            gen = torch.Generator().manual_seed(3)
+            ends = torch.rand(2, 8, self.noise_dim, generator=gen) * 2 - 1
+            t = torch.linspace(0, 1, 10)[None, :, None]
+            z = (ends[0][:, None] * (1 - t) + ends[1][:, None] * t).reshape(-1, self.noise_dim)
+            lines = self(z.to(self._device)).float().cpu().reshape(-1, *self.image_shape[-2:])
+        self.train(was)
+        return [
+            save_tiles(samples, fig_dir / "samples.png", f"{title}: samples", 8, normalize=False),
+            save_tiles(lines, fig_dir / "interpolations.png", f"{title}: latent interpolations", 10, normalize=False),
+        ]
+
+
+def _xavier_normal_linear(n_in: int, n_out: int) -> nn.Linear:
+    """A linear layer with the book's ``xavier_init``: N(0, 1/sqrt(n_in / 2)) weights, zero biases."""
+    linear = nn.Linear(n_in, n_out)
+    nn.init.normal_(linear.weight, 0.0, 1.0 / math.sqrt(n_in / 2.0))
+    nn.init.zeros_(linear.bias)
+    return linear
+
+
+@register_model("mlp-gan")
+class MLPGAN(ImageGAN):
+    """The fully connected GAN of cookbook 11.1: G z -> ``hidden`` ReLU -> pixels (sigmoid), D pixels ->
+    ``hidden`` ReLU -> one logit; weights N(0, 1/sqrt(n_in / 2)), biases zero.
+
+    Parameters
+    ----------
+    noise_dim : int
+        Size of z (100).
+    hidden : int
+        Width of each network's hidden layer (128).
+    image_shape : list of int
+        (H, W) of the images (28, 28).
+    d_steps, g_steps : int
+        Discriminator and generator steps per training step (1 and 1).
+    same_noise : bool
+        The generator's first step reuses the discriminator's noise (the book: yes).
+    """
+
+    def __init__(
+        self,
+        noise_dim: PositiveInt = 100,
+        hidden: PositiveInt = 128,
+        image_shape: list[PositiveInt] = [28, 28],  # noqa: B006 (read only; the registry shows the default)
+        d_steps: PositiveInt = 1,
+        g_steps: PositiveInt = 1,
+        same_noise: bool = True,
+    ) -> None:
+        check_arguments(MLPGAN.__init__, locals())
+        super().__init__(noise_dim, tuple(image_shape), d_steps, g_steps, same_noise)
+        n_pixels = math.prod(image_shape)
+        self.generator = nn.Sequential(
+            _xavier_normal_linear(noise_dim, hidden), nn.ReLU(), _xavier_normal_linear(hidden, n_pixels)
+        )
+        self.discriminator = nn.Sequential(
+            _xavier_normal_linear(n_pixels, hidden), nn.ReLU(), _xavier_normal_linear(hidden, 1)
+        )

@@ -26,6 +26,7 @@ from ..training.callbacks import (
     EarlyStopping,
     MetricsLog,
     ProgressLogger,
+    SampleGrids,
     TensorBoardLogger,
     WallClock,
 )
@@ -116,9 +117,13 @@ def _callbacks(
     if t.early_stopping:
         out.append(EarlyStopping(monitor, mode, t.early_stopping))
     if run_dir is not None:
+        if t.sample_every:
+            out.append(SampleGrids(run_dir / "figures" / "samples", t.sample_every))
         out += [
             MetricsLog(run_dir / "metrics.jsonl"),
-            TensorBoardLogger(run_dir / "tb", sample=sample, histograms=t.histograms, images=t.images),
+            TensorBoardLogger(
+                run_dir / "tb", sample=sample, histograms=t.histograms, images=t.images, sample_every=t.sample_every
+            ),
             Checkpointer(
                 run_dir / "checkpoints",
                 monitor=monitor,
@@ -147,6 +152,8 @@ def build_parts(
     data, model = load_data(cfg, data_dir, mach.device)
     train = data.train.subset(t.train_subset).to(mach.device)
     model.check_data(train.x)
+    if t.sample_every and not callable(getattr(model, "sample_images", None)):
+        raise ConfigError(f"train.sample_every: model '{cfg.model.name}' does not generate images")
     batches = Batches(*train.tensors(), batch_size=t.batch_size, shuffle=t.shuffle, drop_last=t.drop_last, seed=t.seed)
     if t.compile:
         model.compile()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..fileio import atomic_write_text, writing
-from ..viz import tile
+from ..viz import save_grid, tile
 from .checkpoint import save_checkpoint
 from .events import close_events, event_writer, writing_events
 
@@ -34,6 +34,7 @@ __all__ = [
     "TensorBoardLogger",
     "Checkpointer",
     "WallClock",
+    "SampleGrids",
 ]
 
 log = logging.getLogger("deeprecipes")
@@ -193,8 +194,11 @@ class TensorBoardLogger(Callback):
 
     main_rank_only = True
 
-    def __init__(self, log_dir: Path, sample: Any = None, histograms: bool = True, images: bool = True) -> None:
+    def __init__(
+        self, log_dir: Path, sample: Any = None, histograms: bool = True, images: bool = True, sample_every: int = 0
+    ) -> None:
         self.log_dir, self.sample, self.histograms, self.images = Path(log_dir), sample, histograms, images
+        self.sample_every = sample_every
         self.writer: Any = None
 
     def on_fit_begin(self, engine: Engine) -> None:
@@ -208,6 +212,13 @@ class TensorBoardLogger(Callback):
                     self.writer.add_scalar(f"step/{k}", float(v), engine.step_count)
                 for k, v in engine.learning_rates().items():
                     self.writer.add_scalar(f"step/{k}", v, engine.step_count)
+                if self.histograms:
+                    for k, v in engine.model.step_histograms().items():
+                        self.writer.add_histogram(f"step/{k}", v.detach().float().cpu(), engine.step_count)
+        if self.images and self.sample_every and engine.step_count % self.sample_every == 0:
+            grid = tile(sample_grid(engine.model))
+            with writing_events(self.log_dir):
+                self.writer.add_image("samples", grid[None], engine.step_count, dataformats="CHW")
 
     def on_epoch_end(self, engine: Engine, logs: dict[str, Any]) -> None:
         with writing_events(self.log_dir):
@@ -290,6 +301,31 @@ class Checkpointer(Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best = state.get("best")
+
+
+def sample_grid(model: Any, n: int = 64) -> torch.Tensor:
+    """``n`` images the model generates from fixed noise (seed 0), so that successive grids show one set of
+    latent points as training goes; the model is in eval mode while it draws."""
+    was = model.training
+    model.eval()
+    try:
+        return model.sample_images(n, seed=0)
+    finally:
+        model.train(was)
+
+
+class SampleGrids(Callback):
+    """Every ``every`` steps, an 8 x 8 grid of :func:`sample_grid` to ``directory/step-NNNNNNN.png`` (the book's
+    ``output/NNN.png`` every 500 iterations)."""
+
+    main_rank_only = True
+
+    def __init__(self, directory: Path, every: int) -> None:
+        self.directory, self.every = Path(directory), every
+
+    def on_train_batch_end(self, engine: Engine, logs: dict[str, Any]) -> None:
+        if engine.step_count % self.every == 0:
+            save_grid(sample_grid(engine.model), self.directory / f"step-{engine.step_count:07d}.png", ncols=8)
 
 
 class WallClock(Callback):

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..fileio import file_mode, writing
+from ..fileio import atomic_write_bytes, file_mode, writing
 
 __all__ = [
     "is_rate",
@@ -26,6 +26,7 @@ __all__ = [
     "tile",
     "save_image_rows",
     "save_tiles",
+    "save_grid",
     "save_curves",
     "save_code_scatter",
     "save_confusion",
@@ -115,6 +116,23 @@ def save_tiles(
     if title:
         ax.set_title(title)
     return save_figure(fig, path)
+
+
+def save_grid(images: torch.Tensor, path: Path, ncols: int | None = None) -> Path:
+    """A grid of images (n, H, W) on [0, 1] as a bare PNG, one pixel per pixel (the GAN recipes' sample grids
+    every few hundred steps: no figure, no axes, written atomically)."""
+    import io
+
+    from matplotlib import image
+
+    buffer = io.BytesIO()
+    image.imsave(buffer, tile(images.float().clamp(0, 1), ncols=ncols, normalize=False).numpy(), cmap="gray",
+                 vmin=0, vmax=1, format="png")  # fmt: skip
+    path = Path(path)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
 
 
 def is_rate(key: str) -> bool:

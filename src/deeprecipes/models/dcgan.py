@@ -1,0 +1,154 @@
+"""The DCGAN of cookbook 11.2 (TengdaHan/GAN-TensorFlow ``model_conv.py``) and of 11.3 (carpedm20/DCGAN-tensorflow,
+after Radford et al. 2015), for (C, H, W) images whose sides divide by 4 (pictures are drawn for grey ones).
+
+Generator (11.2)::
+
+    z (100) -> FC 7*7*256 -> leaky ReLU 0.2 -> (256, 7, 7)
+      -> ConvTranspose 4x4 stride 2 -> (64, 14, 14) -> batch norm -> leaky ReLU -> dropout
+      -> ConvTranspose 4x4 stride 2 -> (C, 28, 28) -> sigmoid
+
+Discriminator::
+
+    (C, 28, 28) -> Conv 4x4 stride 2, 64 -> batch norm -> leaky ReLU -> dropout
+      -> Conv 4x4 stride 2, 128 -> batch norm -> leaky ReLU -> dropout -> FC 256 leaky ReLU -> FC 1 (logit)
+
+Every weight N(0, 0.1), biases zero; batch norm is ``tf.contrib.layers.batch_norm``'s default: a learned shift, no
+scale, epsilon 0.001, moving averages at decay 0.999. Two traps of the book's listing, kept on purpose:
+
+- TF1's ``tf.nn.dropout(x, 0.4)`` *keeps* 40% of the units: the dropout rate is 0.6 (``dropout = 0.6``).
+- ``batch_norm`` is never told it is not training, and the dropout is always on: batch norm uses the batch's
+  statistics and dropout drops units when the book samples, too. ``book_modes = true`` keeps them so (in
+  evaluation and sampling as well); ``false`` gives the usual modes (moving averages, no dropout when sampling).
+
+The losses, the alternating steps and the scores are :class:`~deeprecipes.models.gan.ImageGAN`'s; ``g_steps = 2``
+is carpedm20's ratio (two generator updates per discriminator update, so that D does not win too fast).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..params import PositiveInt, Rate, check_arguments
+from ..registry import register_model
+from .gan import ImageGAN
+
+__all__ = ["DCGAN"]
+
+
+class _ShiftOnlyBatchNorm(nn.BatchNorm2d):
+    """``tf.contrib.layers.batch_norm`` defaults: normalise, then add a learned per-channel shift (no scale)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(channels, eps=1e-3, momentum=1 - 0.999, affine=False)
+        self.shift = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) + self.shift[:, None, None]
+
+
+class _Unflatten(nn.Module):
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(len(x), *self.shape)
+
+
+@register_model("dcgan")
+class DCGAN(ImageGAN):
+    """A DCGAN for (C, H, W) images with H and W divisible by 4 (see the module docstring).
+
+    Parameters
+    ----------
+    noise_dim : int
+        Size of z (100).
+    image_shape : list of int
+        (C, H, W) of the images: (1, 28, 28) for MNIST, (3, 64, 64) for faces.
+    g_channels : int
+        Channels of the generator's first transposed convolution's output (64); its input has ``4 * g_channels``.
+    d_channels : int
+        Channels of the discriminator's first convolution (64); the second has twice as many.
+    d_hidden : int
+        Width of the discriminator's fully connected layer (256).
+    dropout : float
+        Dropout rate after each batch norm (0.6: the book's keep_prob of 0.4).
+    slope : float
+        Leaky ReLU slope for negative inputs (0.2).
+    init_std : float
+        Standard deviation of the normal weights (0.1).
+    book_modes : bool
+        Batch norm and dropout stay in training mode when evaluating and sampling, as in the book.
+    d_steps, g_steps : int
+        Discriminator and generator steps per training step (11.2: 1 and 1; carpedm20: 1 and 2).
+    same_noise : bool
+        The generator's first step reuses the discriminator's noise (11.2: yes).
+    """
+
+    def __init__(
+        self,
+        noise_dim: PositiveInt = 100,
+        image_shape: list[PositiveInt] = [1, 28, 28],  # noqa: B006 (read only; the registry shows the default)
+        g_channels: PositiveInt = 64,
+        d_channels: PositiveInt = 64,
+        d_hidden: PositiveInt = 256,
+        dropout: Rate = 0.6,
+        slope: Rate = 0.2,
+        init_std: float = 0.1,
+        book_modes: bool = True,
+        d_steps: PositiveInt = 1,
+        g_steps: PositiveInt = 1,
+        same_noise: bool = True,
+    ) -> None:
+        check_arguments(DCGAN.__init__, locals())
+        if len(image_shape) != 3 or image_shape[1] % 4 or image_shape[2] % 4:
+            raise ConfigError(f"model.image_shape must be (C, H, W) with H and W divisible by 4, got {image_shape}")
+        if not init_std > 0:
+            raise ConfigError(f"model.init_std must be > 0, got {init_std}")
+        super().__init__(noise_dim, tuple(image_shape), d_steps, g_steps, same_noise)
+        self.book_modes = book_modes
+        c, h, w = image_shape
+        small = (4 * g_channels, h // 4, w // 4)
+        self.generator = nn.Sequential(
+            nn.Linear(noise_dim, math.prod(small)),
+            nn.LeakyReLU(slope),
+            _Unflatten(small),
+            nn.ConvTranspose2d(small[0], g_channels, 4, stride=2, padding=1),
+            _ShiftOnlyBatchNorm(g_channels),
+            nn.LeakyReLU(slope),
+            nn.Dropout(dropout),
+            nn.ConvTranspose2d(g_channels, c, 4, stride=2, padding=1),
+            nn.Flatten(),
+        )
+        self.discriminator = nn.Sequential(
+            _Unflatten((c, h, w)),
+            nn.Conv2d(c, d_channels, 4, stride=2, padding=1),
+            _ShiftOnlyBatchNorm(d_channels),
+            nn.LeakyReLU(slope),
+            nn.Dropout(dropout),
+            nn.Conv2d(d_channels, 2 * d_channels, 4, stride=2, padding=1),
+            _ShiftOnlyBatchNorm(2 * d_channels),
+            nn.LeakyReLU(slope),
+            nn.Dropout(dropout),
+            nn.Flatten(),
+            nn.Linear(2 * d_channels * (h // 4) * (w // 4), d_hidden),
+            nn.LeakyReLU(slope),
+            nn.Linear(d_hidden, 1),
+        )
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.normal_(m.weight, 0.0, init_std)
+                nn.init.zeros_(m.bias)
+
+    def train(self, mode: bool = True) -> DCGAN:
+        """Training or evaluation mode; with ``book_modes``, batch norm and dropout stay in training mode."""
+        super().train(mode)
+        if self.book_modes:
+            for m in self.modules():
+                if isinstance(m, (nn.BatchNorm2d, nn.Dropout)):
+                    m.training = True
+        return self
