@@ -71,11 +71,6 @@ class AutoencoderEstimator(Decoding, TorchEstimator):
     def _reconstruct(self, model: Any, x: torch.Tensor) -> torch.Tensor:
         return model(x)
 
-    def fit(self, X: Any, y: Any = None) -> AutoencoderEstimator:
-        """Train the autoencoder on X (n_samples, n_features); y is ignored."""
-        self._fit(X)
-        return self
-
     def score_samples(self, X: Any) -> np.ndarray:
         """Minus the mean squared reconstruction error of each row (clean input, no noise): higher = more normal."""
         X = self._validated(X)
@@ -304,11 +299,6 @@ class StackedDenoisingClassifier(ClassifierMixin, SoftmaxOutputs, StackedAutoenc
         verbose: Verbose = False,
     ) -> None:
         store_params(self, locals())
-
-    def fit(self, X: Any, y: Any) -> StackedDenoisingClassifier:
-        """Pretrain the stack on X, then fine-tune it with the softmax layer on the labels y."""
-        self._fit(X, y, supervised=True)
-        return self
 
     def _fit_model(self, x: torch.Tensor, y: Any, seed: int) -> list[dict[str, Any]]:
         labels = self._label_codes(y, x.device)

@@ -18,7 +18,7 @@ import inspect
 import numbers
 import types
 from collections.abc import Callable, Mapping, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 import numpy as np
 import torch
@@ -202,7 +202,8 @@ class PrintEpochs(Callback):
 
 
 class TorchEstimator(TransformerMixin, ClassNamePrefixFeaturesOutMixin, BaseEstimator):
-    """Fit/transform plumbing shared by every estimator here.
+    """Fit/transform plumbing shared by every estimator here: ``fit(X)`` (unsupervised; classifiers take
+    :class:`SoftmaxOutputs`' ``fit(X, y)``), ``transform``, ``score``.
 
     Subclasses define ``_fit_model(x, y, seed)`` (build ``self.model_``, train it, return the history),
     ``_encode(model, x)`` and ``_n_features_out``; they may extend ``_check_params()`` (the annotations' checks run
@@ -291,6 +292,11 @@ class TorchEstimator(TransformerMixin, ClassNamePrefixFeaturesOutMixin, BaseEsti
         return validate_data(self, X, dtype=DTYPES, reset=False)
 
     # -- fitting --------------------------------------------------------------------------------------------------
+    def fit(self, X: Any, y: Any = None) -> Self:
+        """Train on X (n_samples, n_features); y is ignored."""
+        self._fit(X)
+        return self
+
     def _fit(self, X: Any, y: Any = None, *, supervised: bool = False) -> None:
         """Check the parameters and the data, then build and train ``model_`` under a seeded torch generator."""
         self._check_params()
@@ -355,6 +361,11 @@ class SoftmaxOutputs:
     class logits (listed before :class:`TorchEstimator` among the bases), and the labels they are taken from."""
 
     classes_: np.ndarray
+
+    def fit(self, X: Any, y: Any) -> Self:
+        """Train on X (n_samples, n_features) and its class labels y."""
+        self._fit(X, y, supervised=True)
+        return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (n_samples, n_classes), columns in the order of ``classes_``."""

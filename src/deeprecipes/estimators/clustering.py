@@ -51,11 +51,6 @@ class WholeSetEstimator(TorchEstimator):
     def _run_engine(self, x: torch.Tensor, epochs: int, seed: int) -> list[dict[str, Any]]:
         return self._train(self.model_, (x,), epochs=epochs, seed=seed, batch_size=len(x), shuffle=False)
 
-    def fit(self, X: Any, y: Any = None) -> WholeSetEstimator:
-        """Fit the model to X (n_samples, n_features); y is ignored."""
-        self._fit(X)
-        return self
-
 
 class PrototypeEstimator(WholeSetEstimator):
     """k-means and the SOM: ``predict`` gives each row's nearest prototype (``model_.predict``), ``transform`` what

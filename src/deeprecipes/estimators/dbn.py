@@ -96,11 +96,6 @@ class DBN(ClassifierMixin, SoftmaxOutputs, LayerwiseEstimator):
         check_probabilities(X, "a DBN")
 
     # -- fitting --------------------------------------------------------------------------------------------------
-    def fit(self, X: Any, y: Any) -> DBN:
-        """Pretrain the RBMs on X, then fine-tune the network with a softmax layer on the labels y."""
-        self._fit(X, y, supervised=True)
-        return self
-
     def _fit_model(self, x: torch.Tensor, y: Any, seed: int) -> list[dict[str, Any]]:
         labels = self._label_codes(y, x.device)
         x = x.clamp(0.0, 1.0)

@@ -143,11 +143,6 @@ class RBM(TorchEstimator):
                 raise ValueError(str(e).replace("sklearn StandardScaler", "StandardScaler")) from None
 
     # -- fitting --------------------------------------------------------------------------------------------------
-    def fit(self, X: Any, y: Any = None) -> RBM:
-        """Train on X (n_samples, n_features); y is ignored."""
-        self._fit(X)
-        return self
-
     def _fit_model(self, x: torch.Tensor, y: Any, seed: int) -> list[dict[str, Any]]:
         shared = self.shared_args(rbm.RBM)  # visible, k, persistent, sparsity and init_std
         quiet = {"ais_betas": 0, "sample_rows": 0, "image_shape": [], "train_monitor": False}

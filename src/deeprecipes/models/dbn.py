@@ -96,15 +96,8 @@ class DBNClassifier(StackedModel, ErrorRateClassifier):
         extra = list(hidden_layers)
         if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in extra):
             raise ConfigError(f"model.hidden_layers must list positive sizes, got {extra}")
-        n_inputs = len(stack.blocks) + len(extra) + 1
-        rates = [0.0] * n_inputs if dropout is None else list(dropout)
-        if len(rates) != n_inputs or not all(0.0 <= r < 1.0 for r in rates):
-            raise ConfigError(
-                f"model.dropout must give {n_inputs} rates in [0, 1) (the input of every layer and of the output "
-                f"layer), got {dropout}"
-            )
+        self.set_dropout(dropout, len(stack.blocks) + len(extra) + 1, "output")
         self.stack = stack
-        self.dropout = rates
         self.output = output
         sizes = [stack.sizes[-1], *extra]
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
@@ -148,14 +141,11 @@ class DBNClassifier(StackedModel, ErrorRateClassifier):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The input of the output layer: every RBM layer and extra layer, with dropout in training mode."""
-        drop = self.training and any(self.dropout)
         layers = [*self.stack.blocks, *self.hidden]
         for layer, rate in zip(layers, self.dropout):
-            if drop and rate:
-                x = nn.functional.dropout(x, rate)
+            x = self.drop(x, rate)
             x = layer.encode(x) if hasattr(layer, "encode") else torch.sigmoid(layer(x))
-        rate = self.dropout[-1]
-        return nn.functional.dropout(x, rate) if drop and rate else x
+        return self.drop(x, self.dropout[-1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (batch, n_classes); with ``output="sigmoid"`` they lie in (0, 1), as the cookbook's."""

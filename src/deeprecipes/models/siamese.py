@@ -29,7 +29,7 @@ from ..data.pairs import fixed_pairs, sample_pairs
 from ..errors import ConfigError, DataError
 from ..params import NonNegative, OneOf, Positive, PositiveInt, Probability, check_arguments
 from ..registry import register_model
-from ..viz import pyplot, save_figure
+from ..viz import pyplot, save_plane, scatter_by_label
 from .base import Batch, Model
 
 __all__ = ["SiameseNet", "contrastive_loss", "pair_distance"]
@@ -266,9 +266,7 @@ def save_digit_map(z: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, 
     lo, hi = z.min(0).values, z.max(0).values
     min_d2 = 2.5e-3 * float((hi - lo).pow(2).sum())
     fig, ax = plt.subplots(figsize=(9, 9))
-    for c in range(10):
-        pts = z[labels == c]
-        ax.scatter(pts[:, 0], pts[:, 1], s=1, alpha=0.25, color=cmap(c), label=str(c))
+    scatter_by_label(ax, z, labels, range(10), size=1, alpha=0.25, markerscale=8, loc="upper right")
     shown = torch.empty(0, 2)
     for i in range(len(z)):
         if len(shown) and float((shown - z[i]).pow(2).sum(1).min()) < min_d2:
@@ -283,9 +281,4 @@ def save_digit_map(z: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, 
     pad = 0.04 * (hi - lo)
     ax.set_xlim(float(lo[0] - pad[0]), float(hi[0] + pad[0]))
     ax.set_ylim(float(lo[1] - pad[1]), float(hi[1] + pad[1]))
-    ax.legend(markerscale=8, fontsize=8, loc="upper right", title="label")
-    ax.set_xlabel("embedding unit 1")
-    ax.set_ylabel("embedding unit 2")
-    if title:
-        ax.set_title(title)
-    return save_figure(fig, path)
+    return save_plane(fig, ax, path, "embedding unit", title)

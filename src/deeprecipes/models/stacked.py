@@ -121,6 +121,21 @@ class StackedModel:
         model.freeze(freeze)
         return model
 
+    def set_dropout(self, dropout: Sequence[float] | None, n_inputs: int, top: str) -> None:
+        """Keep ``dropout``, the rates for the inputs of ``n_inputs`` layers, the last of them the ``top`` layer
+        (None: no dropout); a ConfigError unless they are ``n_inputs`` rates in [0, 1)."""
+        rates = [0.0] * n_inputs if dropout is None else list(dropout)
+        if len(rates) != n_inputs or not all(0.0 <= r < 1.0 for r in rates):
+            raise ConfigError(
+                f"model.dropout must give {n_inputs} rates in [0, 1) (the input of every layer and of the {top} "
+                f"layer), got {dropout}"
+            )
+        self.dropout = rates
+
+    def drop(self, x: torch.Tensor, rate: float) -> torch.Tensor:
+        """x with (inverted) dropout at ``rate`` in training mode; x itself otherwise."""
+        return nn.functional.dropout(x, rate) if self.training and rate else x
+
     def pretrain_blocks(self) -> list[nn.Module]:
         return list(self.stack.blocks)
 
@@ -269,15 +284,8 @@ class StackedClassifier(StackedModel, ErrorRateClassifier):
         super().__init__()
         if n_classes < 2:
             raise ConfigError(f"model.n_classes must be >= 2, got {n_classes}")
-        n_inputs = len(stack.blocks) + 1
-        rates = [0.0] * n_inputs if dropout is None else list(dropout)
-        if len(rates) != n_inputs or not all(0.0 <= r < 1.0 for r in rates):
-            raise ConfigError(
-                f"model.dropout must give {n_inputs} rates in [0, 1) (the input of every layer and of the softmax "
-                f"layer), got {dropout}"
-            )
+        self.set_dropout(dropout, len(stack.blocks) + 1, "softmax")
         self.stack = stack
-        self.dropout = rates
         self.head = nn.Linear(stack.sizes[-1], n_classes)
         nn.init.zeros_(self.head.weight)  # deeplearning.net's LogisticRegression layer starts at zero
         nn.init.zeros_(self.head.bias)
@@ -307,11 +315,9 @@ class StackedClassifier(StackedModel, ErrorRateClassifier):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits; in training mode with ``dropout``, each layer's input is dropped out (inverted dropout)."""
-        drop = self.training and any(self.dropout)
         for block, rate in zip(self.stack.blocks, self.dropout):
-            x = block.encode(nn.functional.dropout(x, rate) if drop and rate else x)
-        rate = self.dropout[-1]
-        return self.head(nn.functional.dropout(x, rate) if drop and rate else x)
+            x = block.encode(self.drop(x, rate))
+        return self.head(self.drop(x, self.dropout[-1]))
 
     def check_data(self, x: torch.Tensor) -> None:
         self.check_input(x)

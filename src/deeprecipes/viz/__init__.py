@@ -10,7 +10,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,8 @@ __all__ = [
     "save_grid",
     "save_curves",
     "save_code_scatter",
+    "scatter_by_label",
+    "save_plane",
     "save_confusion",
     "save_histograms",
 ]
@@ -175,13 +177,34 @@ def save_code_scatter(codes: torch.Tensor, labels: torch.Tensor | None, path: Pa
         ax.scatter(codes[:, 0], codes[:, 1], s=2, alpha=0.5)
     else:
         labels = labels.detach().cpu()
-        cmap = plt.get_cmap("tab10")
-        for i, c in enumerate(torch.unique(labels).tolist()):
-            pts = codes[labels == c]
-            ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.6, color=cmap(i % 10), label=str(c))
-        ax.legend(markerscale=6, fontsize=8, loc="best", title="label")
-    ax.set_xlabel("code unit 1")
-    ax.set_ylabel("code unit 2")
+        scatter_by_label(ax, codes, labels, torch.unique(labels).tolist(), size=2, alpha=0.6, markerscale=6)
+    return save_plane(fig, ax, path, "code unit", title)
+
+
+def scatter_by_label(
+    ax: Any,
+    points: torch.Tensor,
+    labels: torch.Tensor,
+    classes: Sequence[Any],
+    *,
+    size: float,
+    alpha: float,
+    markerscale: float,
+    loc: str = "best",
+) -> None:
+    """Points (n, 2) on ``ax``, one scatter per label of ``classes`` (tab10 colours in that order), and a legend
+    titled "label"."""
+    cmap = pyplot().get_cmap("tab10")
+    for i, c in enumerate(classes):
+        pts = points[labels == c]
+        ax.scatter(pts[:, 0], pts[:, 1], s=size, alpha=alpha, color=cmap(i % 10), label=str(c))
+    ax.legend(markerscale=markerscale, fontsize=8, loc=loc, title="label")
+
+
+def save_plane(fig: Any, ax: Any, path: Path, unit: str, title: str = "") -> Path:
+    """A 2-D picture's axes named ``unit 1`` and ``unit 2``, its ``title`` (if any), saved to ``path``."""
+    ax.set_xlabel(f"{unit} 1")
+    ax.set_ylabel(f"{unit} 2")
     if title:
         ax.set_title(title)
     return save_figure(fig, path)
