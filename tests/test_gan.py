@@ -70,7 +70,7 @@ def test_dcgan_has_the_books_layers_and_keeps_batch_norm_and_dropout_on():
     model = DCGAN()
     g, d = model.generator, model.discriminator
     assert [type(m).__name__ for m in g if not isinstance(m, nn.LeakyReLU)] == [
-        "Linear", "_Unflatten", "ConvTranspose2d", "_ShiftOnlyBatchNorm", "Dropout", "ConvTranspose2d", "Flatten"
+        "Linear", "Unflatten", "ConvTranspose2d", "_ShiftOnlyBatchNorm", "Dropout", "ConvTranspose2d", "Flatten"
     ]  # fmt: skip
     assert g[0].out_features == 7 * 7 * 256 and g[3].out_channels == 64 and g[7].out_channels == 1
     assert d[1].out_channels == 64 and d[5].out_channels == 128 and d[10].in_features == 7 * 7 * 128

@@ -50,15 +50,6 @@ class _ShiftOnlyBatchNorm(nn.BatchNorm2d):
         return super().forward(x) + self.shift[:, None, None]
 
 
-class _Unflatten(nn.Module):
-    def __init__(self, shape: tuple[int, ...]) -> None:
-        super().__init__()
-        self.shape = shape
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.reshape(len(x), *self.shape)
-
-
 @register_model("dcgan")
 class DCGAN(ImageGAN):
     """A DCGAN for (C, H, W) images with H and W divisible by 4 (see the module docstring).
@@ -116,7 +107,7 @@ class DCGAN(ImageGAN):
         self.generator = nn.Sequential(
             nn.Linear(noise_dim, math.prod(small)),
             nn.LeakyReLU(slope),
-            _Unflatten(small),
+            nn.Unflatten(1, small),
             nn.ConvTranspose2d(small[0], g_channels, 4, stride=2, padding=1),
             _ShiftOnlyBatchNorm(g_channels),
             nn.LeakyReLU(slope),
@@ -125,7 +116,7 @@ class DCGAN(ImageGAN):
             nn.Flatten(),
         )
         self.discriminator = nn.Sequential(
-            _Unflatten((c, h, w)),
+            nn.Unflatten(1, (c, h, w)),
             nn.Conv2d(c, d_channels, 4, stride=2, padding=1),
             _ShiftOnlyBatchNorm(d_channels),
             nn.LeakyReLU(slope),

@@ -237,15 +237,6 @@ class VAE(Model):
         return out
 
 
-class _Unflatten(nn.Module):
-    def __init__(self, shape: tuple[int, ...]) -> None:
-        super().__init__()
-        self.shape = shape
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.reshape(len(x), *self.shape)
-
-
 @register_model("conv-vae")
 class ConvVAE(VAE):
     """The convolutional VAE of keras-io's ``examples/generative/vae.py``: the same ELBO, pictures and likelihood
@@ -288,13 +279,13 @@ class ConvVAE(VAE):
         n_visible, (c1, c2) = h * w, channels
         super().__init__(n_visible, [dense], n_latent, "relu", binarize, iw_samples, list(image_shape))
         self.encoder = nn.Sequential(
-            _Unflatten((1, h, w)),
+            nn.Unflatten(1, (1, h, w)),
             nn.Conv2d(1, c1, 3, stride=2, padding=1), nn.ReLU(),
             nn.Conv2d(c1, c2, 3, stride=2, padding=1), nn.ReLU(),
             nn.Flatten(), nn.Linear(c2 * (h // 4) * (w // 4), dense), nn.ReLU(),
         )  # fmt: skip
         self.decoder = nn.Sequential(
-            nn.Linear(n_latent, c2 * (h // 4) * (w // 4)), nn.ReLU(), _Unflatten((c2, h // 4, w // 4)),
+            nn.Linear(n_latent, c2 * (h // 4) * (w // 4)), nn.ReLU(), nn.Unflatten(1, (c2, h // 4, w // 4)),
             nn.ConvTranspose2d(c2, c2, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),
             nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),
             nn.ConvTranspose2d(c1, 1, 3, padding=1), nn.Flatten(),
