@@ -41,6 +41,10 @@ ALSO = {
     "softmax-regression": ("val_accuracy",),
     "mlp-mnist-dlt-fast": ("val_error",),
     "siamese-mnist": ("test_verification_accuracy",),
+    "gan-mnist": ("test_inception_score", "fid_train_vs_test", "fid_noise_vs_test"),
+    "dcgan-mnist-fast": ("test_inception_score", "fid_train_vs_test", "fid_noise_vs_test"),
+    "vae-mnist": ("test_elbo", "test_nll"),
+    "conv-vae-mnist": ("test_recon", "test_kl"),
 }
 
 
