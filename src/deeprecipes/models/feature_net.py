@@ -9,8 +9,9 @@ holds its builder arguments, the recipe, the seed and its test accuracy. ``scrip
 writes the file from a run of that recipe. An FID is comparable only between scores of the same feature network:
 ``tests/test_gan.py`` pins the file's SHA-256, the one every number in the README was measured with.
 
-    net = load_feature_net()                   # eval mode, on the CPU
-    generative_scores(test_images, fakes, net) # {"fid": ..., "inception_score": ..., "inception_score_std": ...}
+    net = load_feature_net()                                  # eval mode, on the CPU
+    frechet_distances(test_images, {"gan": fakes, "train": train_images}, net)   # {"gan": FID, "train": FID}
+    inception_score(fakes, net)                               # (mean, std) over 10 splits
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import functools
 import json
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -27,7 +29,7 @@ from torch.nn import functional as F
 from ..errors import CheckpointError
 from .cnn import CNN
 
-__all__ = ["FeatureNet", "load_feature_net", "frechet_distance", "inception_score", "generative_scores"]
+__all__ = ["FeatureNet", "load_feature_net", "frechet_distance", "frechet_distances", "inception_score"]
 
 WEIGHTS = Path(__file__).parent / "weights" / "mnist-cnn.safetensors"
 
@@ -97,16 +99,27 @@ def _batches(images: torch.Tensor, size: int = 1000) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
-def frechet_distance(real: torch.Tensor, fake: torch.Tensor, net: FeatureNet) -> float:
-    """FID between two sets of images on ``net``'s features (torchmetrics: means and covariances in float64)."""
+def frechet_distances(real: torch.Tensor, others: Mapping[str, torch.Tensor], net: FeatureNet) -> dict[str, float]:
+    """FID of each of ``others`` against ``real`` on ``net``'s features (torchmetrics: means and covariances in
+    float64); ``real`` goes through the network once."""
     from torchmetrics.image.fid import FrechetInceptionDistance
 
     device = next(net.parameters()).device
-    fid = FrechetInceptionDistance(feature=net, normalize=True).to(device)
-    for images, is_real in ((real, True), (fake, False)):
+    fid = FrechetInceptionDistance(feature=net, normalize=True, reset_real_features=False).to(device)
+    for batch in _batches(real):
+        fid.update(batch.to(device), real=True)
+    out = {}
+    for name, images in others.items():
+        fid.reset()  # the fake statistics only
         for batch in _batches(images):
-            fid.update(batch.to(device), real=is_real)
-    return float(fid.compute())
+            fid.update(batch.to(device), real=False)
+        out[name] = float(fid.compute())
+    return out
+
+
+def frechet_distance(real: torch.Tensor, fake: torch.Tensor, net: FeatureNet) -> float:
+    """FID between two sets of images on ``net``'s features."""
+    return frechet_distances(real, {"fake": fake}, net)["fake"]
 
 
 @torch.no_grad()
@@ -128,10 +141,3 @@ def inception_score(images: torch.Tensor, net: FeatureNet, splits: int = 10) -> 
     finally:
         torch.random.set_rng_state(state)
     return float(mean), float(std)
-
-
-def generative_scores(real: torch.Tensor, fake: torch.Tensor, net: FeatureNet | None = None) -> dict[str, float]:
-    """``fid`` of ``fake`` against ``real``, and the Inception-style score of ``fake`` (mean and std)."""
-    net = net or load_feature_net()
-    mean, std = inception_score(fake, net)
-    return {"fid": frechet_distance(real, fake, net), "inception_score": mean, "inception_score_std": std}

@@ -34,7 +34,7 @@ from ..params import PositiveInt, check_arguments
 from ..registry import register_model
 from ..viz import save_histograms, save_tiles
 from .base import Batch, Model
-from .feature_net import generative_scores, load_feature_net
+from .feature_net import frechet_distances, inception_score, load_feature_net
 
 if TYPE_CHECKING:
     from ..training.engine import Engine
@@ -225,18 +225,14 @@ class ImageGAN(Model):
         self.train(was)
         net = load_feature_net(device=self._device)
         real = test.x.reshape(len(test), -1).float()
-        scores = generative_scores(real, fake, net)
-        gen = torch.Generator().manual_seed(2)
-        noise = torch.rand(real.shape, generator=gen)
-        train = data.train.x[: len(real)].reshape(-1, real.shape[1]).float()
-        ladder = {"fid_train_vs_test": generative_scores(real, train, net)["fid"]}
-        ladder["fid_noise_vs_test"] = generative_scores(real, noise, net)["fid"]
-        return {
-            "test_fid": scores["fid"],
-            "test_inception_score": scores["inception_score"],
-            "test_inception_score_std": scores["inception_score_std"],
-            **ladder,
+        others = {
+            "test_fid": fake,
+            "fid_train_vs_test": data.train.x[: len(real)].reshape(-1, real.shape[1]).float(),
+            "fid_noise_vs_test": torch.rand(real.shape, generator=torch.Generator().manual_seed(2)),
         }
+        scores = frechet_distances(real, others, net)
+        scores["test_inception_score"], scores["test_inception_score_std"] = inception_score(fake, net)
+        return scores
 
     def figures(self, data: Any, fig_dir: Path, title: str) -> list[Path]:
         """``samples.png`` (an 8 x 8 grid from the fixed noise of the grids during training) and
