@@ -56,8 +56,8 @@ def test_a_zero_input_trains_without_nan():
 
 
 def test_scaled_capsnet_mnist_learns(tmp_path):
-    sets = {"model.conv_channels": 32, "model.primary_caps": 8, "train.max_steps": 150, "train.batch_size": 64,
-            "train.train_subset": 9600, "train.eval_subset": 1000, "train.threads": 2}  # fmt: skip
+    sets = {"model.conv_channels": 32, "model.primary_caps": 8, "train.max_steps": 100, "train.batch_size": 64,
+            "train.train_subset": 6400, "train.eval_subset": 1000, "train.threads": 2}  # fmt: skip
     result = deeprecipes.run("capsnet-mnist", epochs=1, out=tmp_path / "run", overrides=sets, progress=False)
     m = result.summary["metrics"]
-    assert m["test_accuracy"] > 0.85 and m["test_error"] == pytest.approx(100 * (1 - m["test_accuracy"]))
+    assert m["test_accuracy"] > 0.8 and m["test_error"] == pytest.approx(100 * (1 - m["test_accuracy"]))
