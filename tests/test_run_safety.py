@@ -296,3 +296,18 @@ def test_a_full_disk_under_any_run_file_is_one_write_error_naming_it(tmp_path, m
     with pytest.raises(WriteError, match="curves.png: No space left on device"):
         save_figure(fig, tmp_path / "figures" / "curves.png")
     assert list((tmp_path / "figures").iterdir()) == []
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# issue 16, verified input by input: the cases the first pass missed
+
+
+def test_a_column_that_hardly_varies_in_training_is_refused_not_scaled_to_infinity(tmp_path):
+    """Found by the property tests: a training spread of 1e-94 standardised the test part's 1 to inf (float32)."""
+    from deeprecipes.errors import DataError
+    from deeprecipes.registry import create_dataset
+
+    path = tmp_path / "tiny.csv"
+    path.write_text("a,b,y\n0,0,0\n0,5.911459706049859e-94,1.5\n0,1,0\n")
+    with pytest.raises(DataError, match="column 'b', scaled with the training part's statistics, goes beyond"):
+        create_dataset("csv", path=str(path), target="y")
