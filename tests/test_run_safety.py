@@ -302,6 +302,99 @@ def test_a_full_disk_under_any_run_file_is_one_write_error_naming_it(tmp_path, m
 # issue 16, verified input by input: the cases the first pass missed
 
 
+@pytest.mark.parametrize("text", ["{}", '{"latest": null}', '{"best": "LATEST"}'])
+def test_an_index_naming_no_latest_checkpoint_is_rebuilt_not_started_over(finished, tmp_path, text, caplog):
+    """An index.json of {} (or with latest null) made resume start from step 0 and its first save delete the
+    complete checkpoints. Now it is rebuilt from the checkpoint folders that load, with a warning."""
+    run = copy_run(finished, tmp_path / "run")
+    before = read_index(run / "checkpoints")
+    (run / "checkpoints" / "index.json").write_text(text.replace("LATEST", before["latest"]))
+    steps = json.loads((run / "summary.json").read_text())["steps"]
+    with caplog.at_level("WARNING", logger="deeprecipes"):
+        result = deeprecipes.resume(run, progress=False)
+    assert "names no latest checkpoint: rebuilt it" in caplog.text
+    assert result.summary["steps"] == steps  # nothing trained again
+    assert result.summary["resumed_from"]["checkpoint"] == f"checkpoints/{before['latest']}"
+    assert read_index(run / "checkpoints")["latest"] == before["latest"]
+
+
+def test_a_missing_index_with_no_checkpoint_that_loads_is_refused_not_started_over(finished, tmp_path):
+    run = copy_run(finished, tmp_path / "run")
+    (run / "checkpoints" / "index.json").unlink()
+    folders = sorted(p.name for p in (run / "checkpoints").iterdir())
+    for folder in folders:
+        (run / "checkpoints" / folder / "model.safetensors").write_bytes(b"\0" * 20)
+    done = cli("resume", str(run))
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith(f"error: {run / 'checkpoints' / 'index.json'} was missing")
+    assert "none of the 2 checkpoint folder(s)" in done.stderr and "to start the run over" in done.stderr
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == folders  # nothing deleted
+
+
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [
+        ('{"format": 1, "x": {"__items__": 5}}', "damaged checkpoint (state.json:"),
+        ('{"format": 1, "x": {"__tensor__": "nope"}}', "refers to a missing tensor 'nope'"),
+        ('{"format": 1, "loop": 5, "sums": []}', "does not fit the config"),
+    ],
+)
+def test_a_hand_edited_state_json_is_one_line_naming_the_checkpoint(finished, tmp_path, state, message):
+    run = copy_run(finished, tmp_path / "run")
+    for path in (run / "checkpoints").glob("ckpt-*/state.json"):
+        path.write_text(state)
+    done = cli("resume", str(run))
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {run / 'checkpoints'}/ckpt-") and message in last, last
+
+
+def test_a_full_disk_under_a_checkpoint_write_is_one_line_and_keeps_the_previous_one(tmp_path, monkeypatch):
+    """ENOSPC while safetensors writes the second checkpoint: one line naming it, no temporary folder, the first
+    checkpoint and the index as they were; with room again, resume finishes the run."""
+    import errno
+
+    from deeprecipes.training import checkpoint
+
+    real, calls = checkpoint.save_file, []
+
+    def save_file(tensors, filename, *args, **kwargs):
+        calls.append(filename)
+        if len(calls) == 3:  # model.safetensors of the second checkpoint
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(tensors, filename, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "save_file", save_file)
+    out = tmp_path / "run"
+    sets = [a for k, v in FAST.items() for a in ("--set", f"{k}={str(v).lower()}")]
+    done = cli("run", "mlp-mnist-fast", "--epochs", "2", "--out", str(out), *sets)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(f"error: cannot write checkpoint {out / 'checkpoints'}/ckpt-e0002")
+    assert "No space left on device" in done.stderr
+    assert not [p for p in out.rglob("*") if ".tmp" in p.name]
+    index = read_index(out / "checkpoints")
+    assert index["latest"].startswith("ckpt-e0001") and index["previous"] is None
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [index["latest"], "index.json"]
+    load_checkpoint(out / "checkpoints")
+    monkeypatch.undo()
+    assert deeprecipes.resume(out, progress=False).summary["epochs"] == 2
+
+
+def test_index_temp_files_left_by_a_kill_are_removed_at_the_next_save(tmp_path):
+    import torch
+
+    from deeprecipes.training.checkpoint import save_checkpoint
+
+    save_checkpoint(tmp_path, "ckpt-e0001-b000000-s00000001", {"w": torch.ones(1)}, {"e": 1})
+    (tmp_path / ".index.json.abc123.tmp").write_text('{"lat')
+    save_checkpoint(tmp_path, "ckpt-e0002-b000000-s00000002", {"w": torch.ones(1)}, {"e": 2})
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "ckpt-e0001-b000000-s00000001",
+        "ckpt-e0002-b000000-s00000002",
+        "index.json",
+    ]
+
+
 def test_a_column_that_hardly_varies_in_training_is_refused_not_scaled_to_infinity(tmp_path):
     """Found by the property tests: a training spread of 1e-94 standardised the test part's 1 to inf (float32)."""
     from deeprecipes.errors import DataError
