@@ -349,6 +349,69 @@ def test_a_hand_edited_state_json_is_one_line_naming_the_checkpoint(finished, tm
     assert last.startswith(f"error: {run / 'checkpoints'}/ckpt-") and message in last, last
 
 
+@pytest.mark.parametrize(
+    ("file", "text", "message"),
+    [
+        ("model.json", "[]", "model.json: not a model record"),
+        ("model.json", '{"name": 5, "args": {}}', "model.json: 'name' must be a registered model's name"),
+        ("model.json", '{"name": "mlp", "args": []}', "model.json: 'args' must be a JSON object"),
+        ("model.json", '{"name": "nosuch", "args": {}}', "model.json: unknown model 'nosuch'"),
+        ("model.json", '{"name": "mlp", "args": {}}', "weights do not fit the model in model.json"),
+        ("config.json", "{}", "config.json: no model.name"),
+        ("config.json", '{"model": {"name": "mlp"}, "train": {"epochs": "x"}}', "config.json: train.epochs must be"),
+    ],
+)
+def test_run_directory_files_of_the_wrong_shape_name_the_file(finished, tmp_path, file, text, message):
+    run = copy_run(finished, tmp_path / "run")
+    (run / file).write_text(text)
+    with pytest.raises(DeepRecipesError, match=message) as caught:
+        deeprecipes.load_run(run)
+    assert "\n" not in str(caught.value)  # torch's multi-line load_state_dict message, on one line
+    for command in ("eval", "figures", "sample"):
+        done = cli(command, str(run))
+        assert done.returncode == 2 and done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+
+
+def test_a_damaged_metrics_log_is_left_out_with_a_warning(finished, tmp_path, caplog):
+    """Bad UTF-8 or a line that is not an epoch record in metrics.jsonl ended resume and figures in a traceback."""
+    run = copy_run(finished, tmp_path / "run")
+    lines = (run / "metrics.jsonl").read_bytes().splitlines()
+    (run / "metrics.jsonl").write_bytes(b"\n".join([lines[0], b"\xff\xfe", b"[1]", b'{"epoch": "x"}', *lines[1:]]))
+    with caplog.at_level("WARNING", logger="deeprecipes"):
+        assert "figures/curves.png" in deeprecipes.figures(run)
+    assert "metrics.jsonl: left out 3 line(s) that are not epoch records (line 2, 3, 4)" in caplog.text
+    config = json.loads((run / "config.json").read_text())
+    config["train"]["epochs"] = 4
+    (run / "config.json").write_text(json.dumps(config))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="deeprecipes"):
+        deeprecipes.resume(run, progress=False)
+    assert "metrics.jsonl: dropped 3 line(s)" in caplog.text
+    epochs = [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [0, 1, 2, 3]
+
+
+def test_a_damaged_done_json_of_a_pretrained_layer_continues_from_its_checkpoint(tmp_path, caplog):
+    out = tmp_path / "run"
+    sets = {**FAST, "train.train_subset": 200, "pretrain.epochs": 1}
+    deeprecipes.run("stacked-autoencoder", epochs=1, out=out, overrides=sets, progress=False)
+    shutil_rmtree(out / "checkpoints")  # fine-tuning not begun: resume goes through the pretrained layers
+    (out / "pretrain" / "layer-1" / "done.json").write_bytes(b"\xff")
+    (out / "pretrain" / "layer-2" / "done.json").write_text('{"history": 5}')
+    with caplog.at_level("WARNING", logger="deeprecipes"):
+        result = deeprecipes.resume(out, progress=False)
+    assert "layer-1/done.json: unreadable layer record" in caplog.text
+    assert "layer-2/done.json: not a finished layer's record (no list of epoch logs); continuing" in caplog.text
+    assert [layer["layer"] for layer in result.summary["pretrain"]] == [1, 2]
+    assert json.loads((out / "pretrain" / "layer-1" / "done.json").read_text())["layer"] == 1  # written again
+
+
+def shutil_rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path)
+
+
 def test_a_full_disk_under_a_checkpoint_write_is_one_line_and_keeps_the_previous_one(tmp_path, monkeypatch):
     """ENOSPC while safetensors writes the second checkpoint: one line naming it, no temporary folder, the first
     checkpoint and the index as they were; with room again, resume finishes the run."""
@@ -393,6 +456,15 @@ def test_index_temp_files_left_by_a_kill_are_removed_at_the_next_save(tmp_path):
         "ckpt-e0002-b000000-s00000002",
         "index.json",
     ]
+
+
+def test_a_lock_file_that_cannot_be_opened_is_one_line(tmp_path):
+    from deeprecipes.errors import WriteError
+
+    (tmp_path / ".lock").mkdir()
+    with pytest.raises(WriteError, match=f"cannot lock {tmp_path}"):
+        with lock_run_dir(tmp_path):
+            pass
 
 
 def test_a_column_that_hardly_varies_in_training_is_refused_not_scaled_to_infinity(tmp_path):
