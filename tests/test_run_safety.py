@@ -412,6 +412,129 @@ def shutil_rmtree(path: Path) -> None:
     shutil.rmtree(path)
 
 
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda run: deeprecipes.load_run(None), "run_dir must be a path"),
+        (lambda run: deeprecipes.evaluate(5), "run_dir must be a path"),
+        (lambda run: deeprecipes.resume(None), "run_dir must be a path"),
+        (lambda run: deeprecipes.sample(5), "run_dir must be a path"),
+        (lambda run: deeprecipes.figures(run, out=5), "out must be a path"),
+        (lambda run: deeprecipes.run("mlp-mnist-fast", out=5), "out must be a path"),
+        (lambda run: deeprecipes.load_run(run, which="newest"), "which must be 'best' or 'latest'"),
+        (lambda run: deeprecipes.load_run(run, device="banana"), "'banana' is not a device"),
+        (lambda run: deeprecipes.evaluate(run, splits=[5]), "splits must be a list of split names"),
+        (lambda run: deeprecipes.evaluate(run, splits=["nope"]), r"no split \['nope'\]"),
+        (lambda run: deeprecipes.evaluate(run, data_dir=run / "nowhere"), "no such folder"),
+        (lambda run: deeprecipes.run("mlp-mnist-fast", epochs=2, overrides=["train.epochs=3"]), "set twice"),
+    ],
+)
+def test_bad_arguments_of_the_python_api_are_one_line(finished, call, message):
+    with pytest.raises(DeepRecipesError, match=message) as caught:
+        call(finished)
+    assert "\n" not in str(caught.value)
+
+
+def test_one_split_name_given_as_a_string_is_that_split(finished):
+    """evaluate(splits="test") reported "no split ['t', 'e', 's', 't']"."""
+    assert set(deeprecipes.evaluate(finished, splits="test")) == {"test_loss", "test_accuracy", "test_error"}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["eval", "RUN", "--split", "nope"],
+        ["eval", "RUN", "--data-dir", "/nonexistent/data"],
+        ["run", "mlp-mnist-fast", "--set", "train.epochs=2", "--epochs", "3", "--check"],
+        ["run", "mlp-mnist-fast", "--set", "train.seed=1", "--seed", "2", "--out", "OUT"],
+        ["run", "mlp-mnist-fast", "--device", "meta", "--out", "OUT"],
+        ["run", "mlp-mnist-fast", "--device", "banana", "--out", "OUT"],
+        ["run", "mlp-mnist-fast", "--seed", "4294967296", "--out", "OUT"],
+        ["run", "linear-regression", "--set", "model.n_inputs=-784", "--check"],
+        ["run", "linear-regression", "--set", "model.n_inputs=-784", "--out", "OUT"],
+        ["run", "mlp-mnist-fast", "--steps", "1", "--data-dir", "/nonexistent/data", "--out", "OUT"],
+        ["run", "stacked-autoencoder", "--set", "pretrain.layers=[{}, {}, {}]", "--check"],
+        ["run", "stacked-autoencoder", "--set", "pretrain.layers=[{}, {}, {}]", "--steps", "1", "--out", "OUT"],
+        ["run", "mlp-mnist-fast", "--set", "pretrain.epochs=1", "--steps", "1", "--out", "OUT"],
+    ],
+)
+def test_bad_options_are_one_line_and_leave_no_run_directory(finished, tmp_path, monkeypatch, args):
+    """A failed start, with --out or without it, leaves no folder: not the run directory, not runs/<recipe>/."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    args = [str(finished) if a == "RUN" else str(out) if a == "OUT" else a for a in args]
+    for attempt in (args, [a for a in args if a not in ("--out", str(out))]):
+        done = cli(*attempt)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+        assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr
+        assert sorted(p.name for p in tmp_path.iterdir()) == [], list(tmp_path.iterdir())
+
+
+def test_a_failed_start_without_out_leaves_no_runs_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DeepRecipesError):
+        deeprecipes.run("mlp-mnist-fast", overrides={**FAST, "data.split": "nope"}, progress=False)
+    assert not (tmp_path / "runs").exists()
+    (tmp_path / "runs" / "other").mkdir(parents=True)  # folders that were there stay
+    with pytest.raises(DeepRecipesError):
+        deeprecipes.run("mlp-mnist-fast", overrides={**FAST, "data.split": "nope"}, progress=False)
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["other"]
+
+
+class CtrlC:
+    """A callback that presses Ctrl-C after a few batches."""
+
+    main_rank_only = False
+
+    def __init__(self, after: int) -> None:
+        self.after = after
+
+    def __getattr__(self, name):
+        return lambda *a, **k: None
+
+    def on_train_batch_end(self, engine, logs):
+        if engine.step_count >= self.after:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_during_a_run_says_how_to_resume_it_and_before_it_leaves_nothing(tmp_path, monkeypatch):
+    from deeprecipes.errors import Interrupted
+    from deeprecipes.runs import api
+
+    out = tmp_path / "run"
+    with pytest.raises(Interrupted, match=f"^interrupted; continue with: deeprecipes resume {out}$"):
+        deeprecipes.run("mlp-mnist-fast", epochs=2, out=out, overrides=FAST, progress=False, callbacks=[CtrlC(2)])
+    assert (out / "config.json").exists()
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "build_parts", ctrl_c)  # Ctrl-C while the data load: nothing has started
+    with pytest.raises(KeyboardInterrupt):
+        deeprecipes.run("mlp-mnist-fast", out=tmp_path / "early", overrides=FAST, progress=False)
+    assert not (tmp_path / "early").exists()
+    with pytest.raises(Interrupted, match=f"continue with: deeprecipes resume {out}$"):
+        deeprecipes.resume(out, progress=False)
+
+
+def test_the_command_line_prints_one_line_on_ctrl_c(monkeypatch, finished):
+    from deeprecipes.errors import Interrupted
+    from deeprecipes.runs import api
+
+    def interrupted(*args, **kwargs):
+        raise Interrupted("interrupted; continue with: deeprecipes resume runs/x/1")
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "run", interrupted)
+    monkeypatch.setattr(api, "evaluate", ctrl_c)
+    done = cli("run", "mlp-mnist-fast")
+    assert done.returncode == 130 and done.stderr == "interrupted; continue with: deeprecipes resume runs/x/1\n"
+    done = cli("eval", str(finished))  # evaluation: nothing to resume
+    assert done.returncode == 130 and done.stderr == "interrupted\n"
+
+
 def test_a_full_disk_under_a_checkpoint_write_is_one_line_and_keeps_the_previous_one(tmp_path, monkeypatch):
     """ENOSPC while safetensors writes the second checkpoint: one line naming it, no temporary folder, the first
     checkpoint and the index as they were; with room again, resume finishes the run."""
@@ -456,6 +579,38 @@ def test_index_temp_files_left_by_a_kill_are_removed_at_the_next_save(tmp_path):
         "ckpt-e0002-b000000-s00000002",
         "index.json",
     ]
+
+
+def test_after_a_mid_epoch_resume_the_epoch_time_starts_at_the_resume(monkeypatch, caplog):
+    """A resumed epoch was timed from when the logger was made (the original start), not from the resume."""
+    from types import SimpleNamespace
+
+    from deeprecipes.training import callbacks
+
+    clock = [1000.0]
+    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: clock[0])
+    logger = callbacks.ProgressLogger(epochs=2, steps_per_epoch=10, live=False)
+    clock[0] = 5000.0
+    logger.on_fit_begin(SimpleNamespace(epoch=1, batch=5, step_count=15))  # resumed in the middle of epoch 1
+    clock[0] = 5002.5
+    with caplog.at_level("INFO", logger="deeprecipes"):
+        logger.on_epoch_end(None, {"epoch": 1, "step": 20, "train_loss": 0.5})
+    assert "(2.5s)" in caplog.text
+
+
+def test_a_metric_that_is_not_finite_is_null_in_summary_json_and_printed_as_such(tmp_path):
+    """Found by the property tests: a test set with constant targets gives test_r2 NaN; the summary printed by
+    the command line then ended in a TypeError traceback."""
+    path = tmp_path / "flat.csv"
+    path.write_text("a,b,y\n0,0,0\n0,0,0\n0,0,1.5\n")
+    out = tmp_path / "run"
+    sets = {"data.name": "csv", "data.path": str(path), "data.target": "y", "model.n_inputs": 2}
+    args = [a for k, v in sets.items() for a in ("--set", f"{k}={json.dumps(v)}")]
+    done = cli("run", "multiple-linear-regression", "--steps", "2", "--out", str(out), *args)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert "test_r2                not finite" in done.stdout
+    summary = json.loads((out / "summary.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+    assert summary["metrics"]["test_r2"] is None and "metrics.test_r2" in summary["not_finite"]["keys"]
 
 
 def test_a_lock_file_that_cannot_be_opened_is_one_line(tmp_path):
