@@ -85,8 +85,7 @@ def test_atomic_writes_leave_files_with_the_umask_mode_not_private(tmp_path):
         assert file_mode() == 0o644
         atomic_write_text(tmp_path / "a.json", "{}")
         save_checkpoint(tmp_path / "ckpt", "ckpt-1", {"w": torch.ones(2)}, {"epoch": 1})
-        (tmp_path / "m.jsonl").write_text('{"epoch": 1, "step": 1, "loss": 1.0}\n')
-        save_curves(tmp_path / "m.jsonl", tmp_path / "c.png")
+        save_curves([{"epoch": 1, "step": 1, "loss": 1.0}], tmp_path / "c.png")
         files = [tmp_path / "a.json", tmp_path / "c.png", *(tmp_path / "ckpt" / "ckpt-1").iterdir()]
         assert len(files) == 5
         for f in files:

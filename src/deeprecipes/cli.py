@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__
-from .errors import DeepRecipesError
+from .errors import DeepRecipesError, Interrupted
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -232,11 +232,18 @@ def _print_result(result: object) -> None:
     tg = summary["target"]
     print(f"run directory: {result.run_dir}")  # type: ignore[attr-defined]
     for k, v in summary["metrics"].items():
-        print(f"  {k:<22} {v:.6g}")
+        print(f"  {k:<22} {_shown(v)}")
     if tg["metric"] and tg["published"] is not None:
         verdict = {True: "reached", False: "not reached", None: "not measured"}[tg["met"]]
         print(f"  target {tg['metric']} {tg['published']} ({tg['source']}): {verdict}")
     print(f"  wall time {summary['wall_time_s']:.1f}s on {summary['device']['device']}")
+
+
+def _shown(value: object) -> str:
+    """A final metric as printed: NaN and infinite values are null in summary.json (strict JSON)."""
+    if value is None:
+        return "not finite"
+    return format(value, ".6g") if isinstance(value, int | float) and not isinstance(value, bool) else str(value)
 
 
 def _dispatch(args: argparse.Namespace) -> None:
@@ -339,14 +346,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _dispatch(args)
     except DeepRecipesError as e:
-        print(f"error{where_rank}: {e}", file=sys.stderr)
+        print(f"error{where_rank}: {_one_line(e)}", file=sys.stderr)
         return 2
     except OSError as e:  # unwritable or vanished paths
         where = f"{e.filename}: " if e.filename else ""
-        print(f"error{where_rank}: {where}{e.strerror or e}", file=sys.stderr)
+        print(f"error{where_rank}: {where}{_one_line(e.strerror or e)}", file=sys.stderr)
         return 2
+    except Interrupted as e:  # a run or resume: the message says how to continue it
+        print(e, file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
-        hint = f"; continue with: deeprecipes resume {args.run_dir}" if getattr(args, "run_dir", None) else ""
-        print(f"interrupted{hint}", file=sys.stderr)
+        print("interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _one_line(message: object) -> str:
+    """A message on one line, whatever a library put into it."""
+    text = str(message)
+    return " ".join(text.split()) if "\n" in text or "\r" in text else text

@@ -6,7 +6,15 @@ Every failure a user can cause (bad data file, bad config key, NaN loss, unwrita
 
 from __future__ import annotations
 
-__all__ = ["DeepRecipesError", "ConfigError", "DataError", "TrainingError", "CheckpointError", "WriteError"]
+__all__ = [
+    "DeepRecipesError",
+    "ConfigError",
+    "DataError",
+    "TrainingError",
+    "CheckpointError",
+    "WriteError",
+    "Interrupted",
+]
 
 
 class DeepRecipesError(Exception):
@@ -31,3 +39,8 @@ class CheckpointError(DeepRecipesError, RuntimeError):
 
 class WriteError(DeepRecipesError, OSError):
     """A file of the run could not be written (a full disk, a folder without write permission); names the path."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run or resume stopped by Ctrl-C; the message says how to continue it. A KeyboardInterrupt, so that
+    ``except DeepRecipesError`` never swallows one."""

@@ -1,21 +1,26 @@
-"""Atomic writes (temporary file, fsync, rename) that leave ordinary, readable files; the cache folder.
+"""Atomic writes (temporary file, fsync, rename) that leave ordinary, readable files; checked JSON reads; the cache
+folder.
 
 ``atomic_write_text`` is how every JSON file of a run directory and of the data cache is written: a reader sees the
-old file or the new one, never a part. ``tempfile.mkstemp`` and safetensors create private files (0o600); a file
-renamed into place gets the mode a plain ``open(path, "w")`` would have given it (``file_mode``).
+old file or the new one, never a part. ``read_json`` is how one is read back: a file that is missing, cannot be
+read, is not UTF-8 or is not JSON is one CheckpointError line naming it. ``tempfile.mkstemp`` and safetensors
+create private files (0o600); a file renamed into place gets the mode a plain ``open(path, "w")`` would have given
+it (``file_mode``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from .errors import WriteError
+from .errors import CheckpointError, WriteError
 
-__all__ = ["file_mode", "atomic_write_text", "fsync_dir", "cache_dir", "env_path", "writing"]
+__all__ = ["file_mode", "atomic_write_text", "read_json", "fsync_dir", "cache_dir", "env_path", "writing"]
 
 ENV_CACHE = "DEEPRECIPES_CACHE"
 
@@ -78,6 +83,22 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             Path(tmp).unlink(missing_ok=True)
             raise
     fsync_dir(path.parent)
+
+
+def read_json(path: Path | str, what: str = "JSON file") -> Any:
+    """The JSON value in ``path`` (UTF-8). A file that is missing, unreadable, not UTF-8 or not
+    JSON is one CheckpointError line: ``PATH: unreadable WHAT (reason)``. Callers check the value's shape."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        byte = f"byte 0x{e.object[e.start]:02x} at offset {e.start}"
+        raise CheckpointError(f"{path}: unreadable {what} (not UTF-8: {byte})") from None
+    except OSError as e:
+        raise CheckpointError(f"{path}: unreadable {what} ({e.strerror or e})") from None
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise CheckpointError(f"{path}: unreadable {what} ({e})") from None
 
 
 def env_path(name: str) -> Path | None:

@@ -203,7 +203,7 @@ class Registry:
     def signature(self, name: str) -> inspect.Signature:
         return inspect.signature(self.get(name))
 
-    def create(self, name: str, **kwargs: Any) -> Any:
+    def create(self, name: str, /, **kwargs: Any) -> Any:
         """Build ``name`` with ``kwargs``; ``None`` values are dropped so builder defaults apply."""
         fn = self.get(name)
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
@@ -225,12 +225,12 @@ register_preset = MODELS.register_preset
 register_dataset = DATASETS.register
 
 
-def create_model(name: str, **kwargs: Any) -> Any:
+def create_model(name: str, /, **kwargs: Any) -> Any:
     """Build a registered model, e.g. ``create_model("lstm-classifier", hidden_size=64)``."""
     return MODELS.create(name, **kwargs)
 
 
-def create_dataset(name: str, **kwargs: Any) -> Any:
+def create_dataset(name: str, /, **kwargs: Any) -> Any:
     """Load a registered dataset, e.g. ``create_dataset("mnist", split="tf")``."""
     return DATASETS.create(name, **kwargs)
 

@@ -50,10 +50,11 @@ from typing import Any
 
 from .config import parse_override
 from .errors import ConfigError, DeepRecipesError, TrainingError
-from .fileio import atomic_write_text
+from .fileio import atomic_write_text, read_json
 from .recipes import load_recipe
 from .registry import create_model
 from .runs import api
+from .runs.rundir import read_summary
 from .training.callbacks import Callback
 
 __all__ = [
@@ -448,10 +449,9 @@ def _check_out(out: Path, marker: dict[str, Any]) -> None:
         if out.exists() and any(not p.name.startswith(".") for p in out.iterdir()):  # another process's temp file
             raise DeepRecipesError(f"{out} is not empty and holds no search (tune.json); choose another --out")
         return
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise DeepRecipesError(f"{path}: unreadable ({e})") from None
+    saved = read_json(path, "search record")
+    if not isinstance(saved, dict):
+        raise DeepRecipesError(f"{path}: not a search record (a JSON object), got {type(saved).__name__}")
     if {k: saved.get(k) for k in marker} != marker:
         raise DeepRecipesError(
             f"{out} holds the trials of another study ({saved.get('study')} in {saved.get('storage') or 'study.db'}); "
@@ -659,7 +659,7 @@ class _Search:
 
     def _record(self, trial: Any, run_dir: Path) -> float:
         """Keep the run's metrics and wall time in the trial; return the ranking metric."""
-        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+        summary = read_summary(run_dir)
         metrics = {k: v for k, v in summary.get("metrics", {}).items() if _finite(v)}
         trial.set_user_attr("metrics", metrics)
         trial.set_user_attr("wall_time_s", summary.get("wall_time_s"))

@@ -145,6 +145,10 @@ def holdout(
     x_train, x_test, standardized = _scale_features(x_train, x_test, prep, extra)
     y_train, y_test = _scale_target(table.y, train_idx, test_idx, prep, extra, where)
     targets = np.int64 if table.task == "classification" else np.float32
+    _check_float32(where, features, {"training": x_train, "test": x_test})
+    if targets is np.float32:
+        target = [getattr(table, "target", "") or "target"]
+        _check_float32(where, target, {"training": y_train[:, None], "test": y_test[:, None]})
     train = ArrayData(torch.from_numpy(x_train.astype(np.float32)), torch.from_numpy(y_train.astype(targets)))
     test = ArrayData(torch.from_numpy(x_test.astype(np.float32)), torch.from_numpy(y_test.astype(targets)))
     meta: dict[str, Any] = {
@@ -222,6 +226,20 @@ def _scale_features(
         std = Standardizer.fit(x_train)
         return std.transform(x_train), std.transform(x_test), std.state()
     return x_train, x_test, None
+
+
+def _check_float32(where: str, columns: list[str], parts: dict[str, np.ndarray]) -> None:
+    """Scaled values must fit float32, in which models train: a column that barely varies in the training part
+    (a spread of 1e-90, say) blows up the other part's values to infinity; one line naming it, not a silent inf."""
+    for part, values in parts.items():
+        with np.errstate(over="ignore", invalid="ignore"):
+            finite = np.isfinite(values.astype(np.float32)).all(axis=0)
+        if not finite.all():
+            column = columns[int(np.argmin(finite))] if len(columns) == len(finite) else "?"
+            raise DataError(
+                f"{where}: column '{column}', scaled with the training part's statistics, goes beyond the range of "
+                f"float32 in the {part} part (its training values hardly vary); drop or rescale the column"
+            )
 
 
 def _scale_target(

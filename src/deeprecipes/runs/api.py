@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from ..config import RecipeConfig, parse_override
-from ..errors import ConfigError, DeepRecipesError
+from ..errors import ConfigError, DataError, DeepRecipesError, Interrupted
 from ..models.language import RNNLanguageModel
 from ..recipes import load_recipe
 from ..registry import create_model
@@ -43,7 +43,7 @@ from . import report
 from .device import RunMachine, on_machine
 from .parts import RunParts, build_parts, eval_sources, load_data, seed_everything
 from .phases import phases_for
-from .rundir import LOCK_FILE, MODEL_FILE, load_run, lock_run_dir, model_record, read_config
+from .rundir import LOCK_FILE, MODEL_FILE, load_run, lock_run_dir, model_record, read_config, run_path
 
 __all__ = ["run", "resume", "evaluate", "figures", "sample", "RunResult", "Evaluation"]
 
@@ -77,21 +77,26 @@ def collect_overrides(
     smoke: bool,
     precision: str | None = None,
 ) -> dict[str, Any]:
+    given = _checked_overrides(overrides)
+    options = {
+        "train.epochs": ("--epochs", epochs),
+        "train.max_steps": ("--steps", steps),
+        "train.seed": ("--seed", seed),
+        "train.device": ("--device", device),
+        "train.threads": ("--threads", threads),
+        "train.precision": ("--precision", precision),
+        "pretrain.precision": ("--precision", precision),  # the whole run: pretraining too
+    }
     out: dict[str, Any] = {}
-    if smoke:
+    if smoke:  # defaults of a smoke run; any setting of the same keys wins
         out.update({"train.epochs": 1, "train.max_steps": 20, "train.eval_subset": 1000})
-    out.update(_checked_overrides(overrides))
-    for key, value in (
-        ("epochs", epochs),
-        ("max_steps", steps),
-        ("seed", seed),
-        ("device", device),
-        ("threads", threads),
-    ):
-        if value is not None:
-            out[f"train.{key}"] = value
-    if precision is not None:  # the whole run: pretraining too
-        out["train.precision"] = out["pretrain.precision"] = precision
+    out.update(given)
+    for key, (option, value) in options.items():
+        if value is None:
+            continue
+        if key in given and given[key] != value:
+            raise ConfigError(f"'{key}' is set twice, to {given[key]!r} (--set) and to {value!r} ({option}); keep one")
+        out[key] = value
     return out
 
 
@@ -119,11 +124,14 @@ def _checked_overrides(overrides: Any) -> dict[str, Any]:
     return out
 
 
-def make_run_dir(cfg: RecipeConfig, out: str | Path | None) -> tuple[Path, bool]:
+def make_run_dir(cfg: RecipeConfig, out: str | Path | None) -> tuple[Path, Path | None]:
     """A new run directory (``runs/<recipe>/<time>-s<seed>`` unless ``out``), checked writable, with ``config.json``;
-    and whether this call created the folder (what :func:`remove_stub` may delete)."""
-    if out is not None and not str(out).strip():
+    and the topmost folder this call created (``runs/<recipe>`` when neither existed; None when the run directory
+    was there): what :func:`remove_stub` may delete."""
+    if isinstance(out, str) and not out.strip():
         raise DeepRecipesError("--out is empty; name the run directory, or leave it out for runs/<recipe>/...")
+    if out is not None:
+        out = run_path(out, "out")
     if out is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = Path("runs") / cfg.name / f"{stamp}-s{cfg.train.seed}"
@@ -137,7 +145,7 @@ def make_run_dir(cfg: RecipeConfig, out: str | Path | None) -> tuple[Path, bool]
         raise DeepRecipesError(
             f"{run_dir} already holds a run; continue it with 'deeprecipes resume {run_dir}' or choose another --out"
         )
-    fresh = not run_dir.exists()
+    created = next((p for p in reversed([run_dir, *run_dir.parents]) if not p.exists()), None)
     try:
         (run_dir / "figures").mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
@@ -146,14 +154,20 @@ def make_run_dir(cfg: RecipeConfig, out: str | Path | None) -> tuple[Path, bool]
     except OSError as e:
         raise DeepRecipesError(f"cannot write the run directory {run_dir}: {e.strerror}") from None
     atomic_write_text(run_dir / "config.json", cfg.to_json())
-    return run_dir, fresh
+    return run_dir, created
 
 
-def remove_stub(run_dir: Path, fresh: bool) -> None:
-    """Undo :func:`make_run_dir` after a start that failed before training: the whole folder when the run made it,
-    else only what it wrote (so that the corrected command can use the same ``--out``)."""
-    if fresh:
+def remove_stub(run_dir: Path, created: Path | None) -> None:
+    """Undo :func:`make_run_dir` after a start that failed before training: the run directory when the run made
+    it, and the empty folders above it that it made too (``runs/<recipe>``); else only what it wrote in the
+    user's folder, so that the corrected command can use the same ``--out``."""
+    if created is not None:
         shutil.rmtree(run_dir, ignore_errors=True)
+        for parent in run_dir.parents:  # a folder another run has written to meanwhile is not empty: kept
+            if not parent.is_relative_to(created):
+                break
+            with contextlib.suppress(OSError):
+                parent.rmdir()
         return
     for name in ("config.json", MODEL_FILE, LOCK_FILE):
         (run_dir / name).unlink(missing_ok=True)
@@ -216,8 +230,11 @@ def _execute_on(
     if strategy.is_main:
         record = model_record(cfg, parts.model, parts.data.train.x, getattr(parts.data, "meta", {}))
         atomic_write_text(run_dir / MODEL_FILE, json.dumps(record, indent=1))
+    phases = phases_for(cfg)
+    for phase in phases:
+        phase.check(cfg, parts.model)
     started.append(True)  # from here on the run directory holds a run: a failure leaves it for resume
-    for phase in phases_for(cfg):
+    for phase in phases:
         parts.results[phase.name] = phase.run(parts, resume=resume)
     history = parts.results.get("fit", [])
     if strategy.world_size > 1:
@@ -313,10 +330,12 @@ def run(
     )
     if check:
         RunMachine.resolve(cfg)  # the device exists here, the precisions resolve
-        create_model(cfg.model.name, **cfg.model.args)  # builds without data: catches model-level errors too
+        model = create_model(cfg.model.name, **cfg.model.args)  # builds without data: model-level errors too
+        for phase in phases_for(cfg):
+            phase.check(cfg, model)
         return cfg
     RunMachine.resolve(cfg)  # a device this machine lacks fails here, before any file is written
-    return _start(cfg, out, None if data_dir is None else str(data_dir), progress, callbacks)
+    return _start(cfg, out, _data_dir(data_dir), progress, callbacks)
 
 
 def _start(
@@ -327,7 +346,7 @@ def _start(
     strategy = current_strategy()
     started: list[bool] = []
     try:
-        run_dir, fresh = _on_main(strategy, make_run_dir, cfg, out)
+        run_dir, created = _on_main(strategy, make_run_dir, cfg, out)
         try:
             return execute(
                 cfg,
@@ -339,13 +358,11 @@ def _start(
                 strategy=strategy,
                 started=started,
             )
-        except (DeepRecipesError, OSError):
-            if not started and strategy.is_main:  # a failed start leaves nothing behind
-                remove_stub(Path(run_dir), fresh)
-            raise
-        except KeyboardInterrupt:
-            if started and strategy.is_main:
-                log.warning("interrupted; continue with: deeprecipes resume %s", run_dir)
+        except BaseException as e:  # Ctrl-C and unforeseen errors too: a failed start leaves nothing behind
+            if not started and strategy.is_main:
+                remove_stub(Path(run_dir), created)
+            if started and isinstance(e, KeyboardInterrupt) and not isinstance(e, Interrupted):
+                raise Interrupted(f"interrupted; continue with: deeprecipes resume {run_dir}") from None
             raise
     finally:
         strategy.close()
@@ -354,26 +371,34 @@ def _start(
 def resume(run_dir: str | Path, *, data_dir: str | Path | None = None, progress: bool | None = None) -> RunResult:
     """Continue a run from its latest checkpoint; with the same seed on CPU it ends with the same weights as a run
     that was never interrupted. A run with no checkpoint yet starts over. Under torchrun every rank resumes."""
-    run_dir = Path(run_dir)
+    run_dir = run_path(run_dir)
     cfg = read_config(run_dir)
+    folder = _data_dir(data_dir)
     strategy = current_strategy()
     try:
-        return execute(
-            cfg,
-            run_dir,
-            resume=True,
-            data_dir=None if data_dir is None else str(data_dir),
-            progress=progress,
-            strategy=strategy,
-        )
+        return execute(cfg, run_dir, resume=True, data_dir=folder, progress=progress, strategy=strategy)
+    except KeyboardInterrupt as e:
+        if isinstance(e, Interrupted):
+            raise
+        raise Interrupted(f"interrupted; continue with: deeprecipes resume {run_dir}") from None
     finally:
         strategy.close()
+
+
+def _data_dir(data_dir: str | Path | None) -> str | None:
+    """``--data-dir``, checked: a folder that exists (a mistyped one would silently fall back to shipped files)."""
+    if data_dir is None:
+        return None
+    path = run_path(data_dir, "data_dir")
+    if not path.is_dir():
+        raise DataError(f"data folder {path}: {'not a folder' if path.exists() else 'no such folder'} (--data-dir)")
+    return str(path)
 
 
 def _saved(run_dir: str | Path, which: str, data_dir: str | Path | None, device: torch.device) -> tuple[Any, Any]:
     """A saved run's model (through :func:`load_run`) and its data, prepared as the run prepared them."""
     loaded = load_run(run_dir, which=which, device=str(device))
-    data, _ = load_data(loaded.config, None if data_dir is None else str(data_dir), device)
+    data, _ = load_data(loaded.config, _data_dir(data_dir), device)
     seed_everything(loaded.config.train.seed)
     return loaded, data
 
@@ -383,12 +408,12 @@ def figures(
 ) -> list[str]:
     """Draw a saved run's pictures again from its checkpoint: reconstructions (clean / corrupted / reconstructed),
     first-layer filters, training curves and, for a 2-unit code, the test set in code space. Returns the files."""
-    run_dir = Path(run_dir)
+    run_dir = run_path(run_dir)
     cfg = read_config(run_dir)
     with on_machine(cfg, None) as (mach, _):
         loaded, data = _saved(run_dir, which, data_dir, mach.device)
         sample = data.splits()["test"].subset(10).to(mach.device).tensors()
-        out_dir = None if out is None else Path(out)
+        out_dir = None if out is None else run_path(out, "out")
         return report.figures(loaded.config, run_dir, loaded.model, sample, data, out_dir)
 
 
@@ -413,7 +438,10 @@ def evaluate(
 ) -> Evaluation:
     """A saved run's model (through :func:`load_run`) evaluated on the full evaluation splits (default: the run's
     own ``train.eval_on``). The result is a dict of metrics that also says which checkpoint it evaluated."""
-    run_dir = Path(run_dir)
+    run_dir = run_path(run_dir)
+    splits = [splits] if isinstance(splits, str) else splits
+    if not isinstance(splits, Sequence) or not all(isinstance(name, str) and name for name in splits):
+        raise ConfigError(f"splits must be a list of split names such as ['test'], got {splits!r}")
     cfg = read_config(run_dir)
     cfg.train.eval_subset = 0
     if splits:
@@ -460,7 +488,7 @@ def sample(
     if callable(getattr(run.model, "sample_images", None)):
         if n < 1:
             raise ConfigError(f"--n must be >= 1, got {n}")
-        path = Path(out) if out is not None else Path(run_dir) / "figures" / f"samples-s{seed}.png"
+        path = run_path(out, "out") if out is not None else Path(run_dir) / "figures" / f"samples-s{seed}.png"
         images = run.model.sample_images(n, seed=seed)
         title = f"{run.config.name}: {n} samples, seed {seed}"
         return str(save_tiles(images, path, title, ncols=math.ceil(math.sqrt(n)), normalize=False))

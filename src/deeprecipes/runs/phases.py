@@ -21,9 +21,9 @@ import torch
 from ..config import RecipeConfig
 from ..errors import CheckpointError, TrainingError
 from ..training.callbacks import Callback, ProgressLogger, TensorBoardLogger
-from ..training.checkpoint import load_checkpoint, make_latest, passed_over, read_index
 from ..training.layerwise import LayerSettings, pretrain, pretrain_blocks, pretrain_plan
 from .parts import RunParts
+from .rundir import latest_checkpoint, load_latest, make_latest
 
 __all__ = ["Phase", "LayerwisePhase", "FitPhase", "register_phase", "phases_for", "PHASES"]
 
@@ -39,6 +39,10 @@ class Phase:
     @classmethod
     def applies(cls, cfg: RecipeConfig) -> bool:
         raise NotImplementedError
+
+    def check(self, cfg: RecipeConfig, model: Any) -> None:
+        """Refuse settings that cannot run on ``model``, before any work (``--check`` included) and before the run
+        directory counts as started (default: none)."""
 
     def run(self, parts: RunParts, *, resume: bool) -> Any:
         raise NotImplementedError
@@ -66,7 +70,7 @@ def phases_for(cfg: RecipeConfig) -> list[Phase]:
 
 
 def fit_has_begun(parts: RunParts) -> bool:
-    return parts.run_dir is not None and bool(read_index(parts.run_dir / "checkpoints").get("latest"))
+    return parts.run_dir is not None and bool(latest_checkpoint(parts.run_dir / "checkpoints"))
 
 
 @register_phase("layerwise", order=10)
@@ -80,6 +84,9 @@ class LayerwisePhase(Phase):
     @classmethod
     def applies(cls, cfg: RecipeConfig) -> bool:
         return bool(cfg.pretrain.epochs or cfg.pretrain.layers)
+
+    def check(self, cfg: RecipeConfig, model: Any) -> None:
+        pretrain_plan(cfg.pretrain, len(pretrain_blocks(model)))  # the model has layers; pretrain.layers fits them
 
     def run(self, parts: RunParts, *, resume: bool) -> list[dict[str, Any]]:
         cfg, model = parts.cfg, parts.model
@@ -134,8 +141,12 @@ class LayerwisePhase(Phase):
         """The wall clock carries on from the latest layer checkpoint."""
         for k in reversed(range(n_layers)):
             ckpt = directory / f"layer-{k + 1}" / "checkpoints"
-            if read_index(ckpt).get("latest"):
-                parts.clock.load_state_dict(load_checkpoint(ckpt)[1].get("callbacks", {}).get("WallClock", {}))
+            if latest_checkpoint(ckpt):
+                state = load_latest(ckpt)[1]
+                try:
+                    parts.clock.load_state_dict(state.get("callbacks", {}).get("WallClock", {}))
+                except (AttributeError, TypeError, ValueError) as e:
+                    raise CheckpointError(f"{ckpt}: the latest checkpoint's wall clock is damaged ({e})") from None
                 return
 
 
@@ -158,23 +169,23 @@ class FitPhase(Phase):
             if parts.run_dir is None:
                 raise
             ckpt = parts.run_dir / "checkpoints"
-            latest = read_index(ckpt).get("latest")
+            latest = latest_checkpoint(ckpt)
             where = f"the last good checkpoint is {ckpt / latest}" if latest else "no checkpoint was written"
             raise TrainingError(f"{e}; {where}") from None
 
     @staticmethod
     def _restore(parts: RunParts) -> None:
         engine, model = parts.engine, parts.model
-        weights, state, path = load_checkpoint(parts.run_dir / "checkpoints")
-        skipped = passed_over(parts.run_dir / "checkpoints", "latest", path)
+        weights, state, path, skipped = load_latest(parts.run_dir / "checkpoints")
         parts.resumed_from = {"checkpoint": f"checkpoints/{path.name}", "step": None, "passed_over": skipped}
         try:
             model.load_state_dict(weights)
         except RuntimeError as e:
-            raise CheckpointError(f"{path}: weights do not fit the model in config.json ({e})") from None
+            reason = " ".join(str(e).split())
+            raise CheckpointError(f"{path}: weights do not fit the model in config.json ({reason})") from None
         try:
             engine.load_state_dict(state)
-        except (KeyError, ValueError, RuntimeError, TypeError) as e:
+        except (KeyError, ValueError, RuntimeError, TypeError, AttributeError, IndexError) as e:
             raise CheckpointError(
                 f"{path}: the saved optimizer/schedule state does not fit the config in config.json "
                 f"(was the optimizer changed?): {e!r}"

@@ -24,6 +24,7 @@ from ..training.events import close_events, event_writer, writing_events
 from ..viz import is_rate, save_code_scatter, save_confusion, save_curves, save_image_rows, save_tiles
 from .device import device_info, versions
 from .parts import RunParts
+from .rundir import read_metrics
 
 __all__ = [
     "figures",
@@ -62,8 +63,9 @@ def figures(
         for p in sorted((run_dir / "pretrain").glob("layer-*"))
     ]
     for name, path, title in logs:
-        if path.exists() and path.stat().st_size:
-            written.append(save_curves(path, fig_dir / f"{name}.png", title=title))
+        records = read_metrics(path) if path.exists() else []
+        if records:
+            written.append(save_curves(records, fig_dir / f"{name}.png", title=title))
     if report is None:
         report = class_report(model, data, cfg.train.eval_subset)
     if report:

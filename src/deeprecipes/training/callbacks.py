@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..errors import CheckpointError
 from ..fileio import atomic_write_text, writing
 from ..viz import save_grid, tile
 from .checkpoint import save_checkpoint
@@ -35,6 +36,8 @@ __all__ = [
     "Checkpointer",
     "WallClock",
     "SampleGrids",
+    "read_metrics_log",
+    "bad_lines",
 ]
 
 log = logging.getLogger("deeprecipes")
@@ -154,6 +157,36 @@ class ProgressLogger(Callback):
             self._bar = None
 
 
+def read_metrics_log(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
+    """The epoch records of a ``metrics.jsonl`` (JSON objects with a whole-number ``epoch`` >= 0), in file order,
+    and the numbers of the lines that are not one (not UTF-8, not JSON, not such an object): the content never
+    raises, and a file that cannot be read is one CheckpointError line."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise CheckpointError(f"{path}: unreadable metrics log ({e.strerror or e})") from None
+    records, bad = [], []
+    for number, line in enumerate(raw.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line.decode("utf-8"))
+        except ValueError:  # UnicodeDecodeError, JSONDecodeError
+            record = None
+        epoch = record.get("epoch") if isinstance(record, dict) else None
+        if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0:
+            records.append(record)
+        else:
+            bad.append(number)
+    return records, bad
+
+
+def bad_lines(numbers: list[int]) -> str:
+    """``"2 lines that are not epoch records (3, 7)"``, for warnings about a damaged ``metrics.jsonl``."""
+    shown = ", ".join(map(str, numbers[:5])) + (", ..." if len(numbers) > 5 else "")
+    return f"{len(numbers)} line(s) that are not epoch records (line {shown})"
+
+
 class MetricsLog(Callback):
     """Append every epoch's logs as one JSON line to ``metrics.jsonl``."""
 
@@ -163,17 +196,13 @@ class MetricsLog(Callback):
         self.path = Path(path)
 
     def on_fit_begin(self, engine: Engine) -> None:
-        # a run killed after writing a line but before its checkpoint would repeat that epoch: drop such lines
+        # a run killed after writing a line but before its checkpoint would repeat that epoch: drop such lines, and
+        # lines that are not epoch records (one cut short by a kill, a damaged one), the latter with a warning
         if self.path.exists():
-            lines = self.path.read_text(encoding="utf-8").splitlines()
-            kept = []
-            for line in lines:
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if rec.get("epoch", 0) < engine.epoch:
-                    kept.append(line)
+            records, bad = read_metrics_log(self.path)
+            if bad:
+                log.warning("%s: dropped %s", self.path, bad_lines(bad))
+            kept = [json.dumps(r) for r in records if r["epoch"] < engine.epoch]
             atomic_write_text(self.path, "".join(f"{line}\n" for line in kept))
 
     def on_epoch_end(self, engine: Engine, logs: dict[str, Any]) -> None:

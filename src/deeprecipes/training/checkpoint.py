@@ -29,7 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..errors import CheckpointError
-from ..fileio import atomic_write_text, file_mode, fsync_dir
+from ..fileio import atomic_write_text, file_mode, fsync_dir, read_json
 
 __all__ = [
     "encode",
@@ -162,27 +162,43 @@ def _step_of(name: str) -> tuple[int, str]:
         return -1, name
 
 
-def rebuild_index(ckpt_dir: Path) -> dict[str, Any]:
-    """An index for a checkpoints directory whose ``index.json`` is missing: the checkpoint folders that verify,
-    the one with the most steps as latest and the next as previous (no best: its value is unknown). Written back
-    when the directory is writable; logged as a warning either way."""
+def _folders(ckpt_dir: Path) -> list[Path]:
+    """The checkpoint folders of ``ckpt_dir``, fewest steps first (temporary ``.ckpt-*.tmp`` ones left out)."""
+    return sorted((d for d in Path(ckpt_dir).glob("ckpt-*") if d.is_dir()), key=lambda d: _step_of(d.name))
+
+
+def rebuild_index(ckpt_dir: Path, reason: str = "was missing", old: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An index for a checkpoints directory whose ``index.json`` is missing (or names no latest checkpoint): the
+    checkpoint folders that verify, the one with the most steps as latest and the next as previous; ``best`` only
+    when ``old`` names one that verifies. Written back when the directory is writable; logged as a warning either
+    way. Checkpoint folders of which none verifies are an error: nothing is started over in silence."""
     ckpt_dir = Path(ckpt_dir)
-    good = []
-    for folder in sorted((d for d in ckpt_dir.glob("ckpt-*") if d.is_dir()), key=lambda d: _step_of(d.name)):
+    folders = _folders(ckpt_dir)
+    good, errors = [], []
+    for folder in folders:
         try:
             _load_dir(folder)
-        except CheckpointError:
+        except CheckpointError as e:
+            errors.append(str(e))
             continue
         good.append(folder.name)
+    path = ckpt_dir / "index.json"
     if not good:
+        if errors:
+            raise CheckpointError(
+                f"{path} {reason}, and none of the {len(errors)} checkpoint folder(s) in {ckpt_dir} loads "
+                f"({errors[-1]}); move {ckpt_dir} away to start the run over"
+            )
         return {}
-    index = {"latest": good[-1], "previous": good[-2] if len(good) > 1 else None}
+    index: dict[str, Any] = {"latest": good[-1], "previous": good[-2] if len(good) > 1 else None}
+    if old and old.get("best") in good:
+        index.update(best=old["best"], best_value=old.get("best_value"))
     log.warning(
-        "%s was missing: rebuilt it from %d checkpoint folder(s) that verify; latest %s",
-        *(ckpt_dir / "index.json", len(good), good[-1]),
+        "%s %s: rebuilt it from the %d checkpoint folder(s) that load; latest %s",
+        *(path, reason, len(good), good[-1]),
     )
     try:
-        atomic_write_text(ckpt_dir / "index.json", json.dumps(index, indent=2))
+        atomic_write_text(path, json.dumps(index, indent=2))
     except OSError:
         pass
     return index
@@ -190,15 +206,15 @@ def rebuild_index(ckpt_dir: Path) -> dict[str, Any]:
 
 def read_index(ckpt_dir: Path) -> dict[str, Any]:
     """The checkpoint index of ``ckpt_dir`` (empty when there is none yet), checked; rebuilt from the checkpoint
-    folders when ``index.json`` is missing but checkpoints are there."""
-    path = Path(ckpt_dir) / "index.json"
+    folders when ``index.json`` is missing, or names no latest checkpoint, while checkpoint folders are there."""
+    ckpt_dir = Path(ckpt_dir)
+    path = ckpt_dir / "index.json"
     if not path.exists():
-        return rebuild_index(ckpt_dir) if Path(ckpt_dir).is_dir() else {}
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: unreadable checkpoint index ({e})") from None
-    return _check_index(raw, path)
+        return rebuild_index(ckpt_dir) if ckpt_dir.is_dir() else {}
+    index = _check_index(read_json(path, "checkpoint index"), path)
+    if index.get("latest") or not _folders(ckpt_dir):
+        return index
+    return rebuild_index(ckpt_dir, "names no latest checkpoint", index)
 
 
 def save_checkpoint(
@@ -268,7 +284,10 @@ def _load_dir(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: unknown checkpoint format {meta.get('format')!r}")
     meta.pop("format")
-    return weights, decode(meta, tensors)
+    try:
+        return weights, decode(meta, tensors)
+    except (CheckpointError, TypeError, ValueError, AttributeError, KeyError) as e:  # a hand-edited state.json
+        raise CheckpointError(f"{path}: damaged checkpoint (state.json: {e})") from None
 
 
 def load_checkpoint(ckpt_dir: Path, which: str = "latest") -> tuple[dict[str, torch.Tensor], dict[str, Any], Path]:

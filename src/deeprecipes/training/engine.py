@@ -376,6 +376,7 @@ class Engine:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        _check_loop_state(state)
         loop = state["loop"]
         self.epoch, self.batch, self.step_count = loop["epoch"], loop["batch"], loop["step"]
         self.should_stop, self.stop_reason, self._count = loop["should_stop"], loop["stop_reason"], loop["count"]
@@ -408,3 +409,21 @@ class Engine:
             set_rng_state(ranks[self.strategy.rank])  # each rank carries on with its own generators
         else:
             set_rng_state(state["rng"])
+
+
+def _check_loop_state(state: Mapping[str, Any]) -> None:
+    """The loop part of a saved state, checked (a hand-edited ``state.json``): counters that are whole numbers >= 0
+    (a negative epoch would train on and on), a history of epoch logs, running sums that are tensors."""
+    loop = state["loop"]
+    counters = {k: loop[k] for k in ("epoch", "batch", "step", "count")}
+    bad = {k: v for k, v in counters.items() if isinstance(v, bool) or not isinstance(v, int) or v < 0}
+    if bad:
+        raise ValueError(f"the loop counters must be whole numbers >= 0, got {bad}")
+    if not isinstance(loop["should_stop"], bool) or not isinstance(loop["stop_reason"], str):
+        raise ValueError("the loop's should_stop must be true or false and its stop_reason a string")
+    history = state["history"]
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        raise ValueError("the history must be a list of epoch logs (JSON objects)")
+    sums = state["sums"]
+    if not isinstance(sums, dict) or not all(isinstance(v, torch.Tensor) for v in sums.values()):
+        raise ValueError("the running sums must be tensors")

@@ -16,6 +16,7 @@ last checkpoint, so a killed run ends exactly as an uninterrupted one would.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -25,11 +26,14 @@ import torch
 
 from ..data.batches import Batches
 from ..errors import CheckpointError, ConfigError
+from ..fileio import read_json
 from .callbacks import Checkpointer, MetricsLog
 from .checkpoint import atomic_write_text, load_checkpoint, read_index
 from .setup import make_engine
 
 __all__ = ["LayerSettings", "pretrain", "pretrain_blocks", "layer_settings", "pretrain_plan"]
+
+log = logging.getLogger("deeprecipes")
 
 
 @dataclass
@@ -122,10 +126,11 @@ def pretrain(
     for k, (block, s) in enumerate(zip(blocks, plan)):
         where = root / f"layer-{k + 1}" if root is not None else None
         done = where / "done.json" if where is not None else None
-        if resume and done is not None and done.exists():
-            weights, _, _ = load_checkpoint(where / "checkpoints")
-            block.load_state_dict(weights)
-            histories.append(json.loads(done.read_text(encoding="utf-8"))["history"])
+        history = _finished_history(done) if resume and done is not None and done.exists() else None
+        if history is not None:
+            weights, _, path = load_checkpoint(where / "checkpoints")
+            _load_layer(block, k, path, weights)
+            histories.append(history)
             continue
         if s.epochs == 0:
             histories.append([])
@@ -136,6 +141,34 @@ def pretrain(
             atomic_write_text(done, json.dumps({"layer": k + 1, "settings": s.__dict__, "history": history}))
         histories.append(history)
     return histories
+
+
+def _finished_history(done: Path) -> list[dict[str, Any]] | None:
+    """The history a finished layer recorded in ``done.json``; None, with a warning, when the file is damaged (the
+    layer then continues from its checkpoint, which ends at once when it holds the last epoch)."""
+    try:
+        record = read_json(done, "layer record")
+    except CheckpointError as e:
+        log.warning("%s; continuing that layer from its checkpoint", e)
+        return None
+    history = record.get("history") if isinstance(record, dict) else None
+    if isinstance(history, list) and all(isinstance(h, dict) for h in history):
+        return history
+    log.warning(
+        "%s: not a finished layer's record (no list of epoch logs); continuing that layer from its checkpoint", done
+    )
+    return None
+
+
+def _load_layer(block: Any, k: int, path: Path, weights: Any, engine: Any = None, state: Any = None) -> None:
+    """Weights (and the engine's state) of layer ``k`` from checkpoint ``path``; one line when they do not fit."""
+    try:
+        block.load_state_dict(weights)
+        if engine is not None:
+            engine.load_state_dict(state)
+    except (KeyError, ValueError, RuntimeError, TypeError, AttributeError, IndexError) as e:
+        reason = " ".join(str(e).split())
+        raise CheckpointError(f"{path}: does not fit layer {k + 1} of the model ({reason})") from None
 
 
 def _train_layer(
@@ -178,10 +211,6 @@ def _train_layer(
     )
     if resume and where is not None and read_index(where / "checkpoints").get("latest"):
         weights, state, path = load_checkpoint(where / "checkpoints")
-        try:
-            block.load_state_dict(weights)
-            engine.load_state_dict(state)
-        except (KeyError, ValueError, RuntimeError) as e:
-            raise CheckpointError(f"{path}: does not fit layer {k + 1} of the model ({e})") from None
+        _load_layer(block, k, path, weights, engine, state)
     block.train()
     return engine.fit(train, epochs=s.epochs, eval_sets=evals)

@@ -6,7 +6,6 @@ that draws its own figures takes ``plt = pyplot()`` and writes each with :func:`
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import tempfile
@@ -143,10 +142,11 @@ def is_rate(key: str) -> bool:
     return key == "lr" or key.startswith("lr_")
 
 
-def save_curves(metrics_path: Path, path: Path, title: str = "") -> Path:
-    """Training curves from a run's ``metrics.jsonl``: one panel per metric kind (loss, cost, accuracy...)."""
+def save_curves(records: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> Path:
+    """Training curves from a run's epoch records (the lines of ``metrics.jsonl``, read by
+    :func:`deeprecipes.runs.rundir.read_metrics`): one panel per metric kind (loss, cost, accuracy...); a value
+    that is not a number is drawn as a gap."""
     plt = pyplot()
-    records = [json.loads(line) for line in Path(metrics_path).read_text(encoding="utf-8").splitlines() if line]
     keys = [k for k in records[0] if k not in ("epoch", "step") and not is_rate(k)] if records else []
     groups: dict[str, list[str]] = {}
     for k in keys:
@@ -155,7 +155,7 @@ def save_curves(metrics_path: Path, path: Path, title: str = "") -> Path:
     epochs = [r["epoch"] + 1 for r in records]
     for ax, (kind, names) in zip(axes[0], groups.items()):
         for name in names:
-            values = [r.get(name, float("nan")) for r in records]
+            values = [_number(r.get(name)) for r in records]
             ax.plot(epochs, values, label=name, marker="." if len(epochs) < 30 else None)
         ax.set_xlabel("epoch")
         ax.set_title(kind)
@@ -164,6 +164,10 @@ def save_curves(metrics_path: Path, path: Path, title: str = "") -> Path:
     if title:
         fig.suptitle(title, y=1.04)
     return save_figure(fig, path)
+
+
+def _number(v: Any) -> float:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else float("nan")
 
 
 def save_code_scatter(codes: torch.Tensor, labels: torch.Tensor | None, path: Path, title: str = "") -> Path:
