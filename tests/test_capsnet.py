@@ -1,5 +1,5 @@
-"""CapsNet (cookbook 11.5): the squash at zero, routing by agreement, the margin loss, the paper's shapes, and a
-scaled-down capsnet-mnist recipe learning on the shipped MNIST files."""
+"""CapsNet (cookbook 11.5): the squash at zero, routing by agreement, the margin loss, the paper's shapes, and the
+capsnet-mnist-fast recipe learning on the shipped MNIST files (test_config checks the faithful capsnet-mnist)."""
 
 import pytest
 import torch
@@ -55,9 +55,9 @@ def test_a_zero_input_trains_without_nan():
     assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
-def test_scaled_capsnet_mnist_learns(tmp_path):
+def test_capsnet_mnist_fast_learns_in_a_hundred_steps(tmp_path):
     sets = {"model.conv_channels": 32, "model.primary_caps": 8, "train.max_steps": 100, "train.batch_size": 64,
             "train.train_subset": 6400, "train.eval_subset": 1000, "train.threads": 2}  # fmt: skip
-    result = deeprecipes.run("capsnet-mnist", epochs=1, out=tmp_path / "run", overrides=sets, progress=False)
+    result = deeprecipes.run("capsnet-mnist-fast", epochs=1, out=tmp_path / "run", overrides=sets, progress=False)
     m = result.summary["metrics"]
     assert m["test_accuracy"] > 0.8 and m["test_error"] == pytest.approx(100 * (1 - m["test_accuracy"]))

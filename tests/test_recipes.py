@@ -126,6 +126,7 @@ COVERED_ELSEWHERE = {
     "dcgan-mnist": "tests/test_gan.py",
     "dcgan-mnist-fast": "tests/test_gan.py",
     "capsnet-mnist": "tests/test_capsnet.py",  # scaled down: the full network takes seconds a step on 2 cores
+    "capsnet-mnist-fast": "tests/test_capsnet.py",
 }
 
 # datasets that do not ship with the package (Fashion-MNIST, a Kaggle account, grouplens.org, PTB): their recipes
