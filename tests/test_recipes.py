@@ -125,13 +125,15 @@ COVERED_ELSEWHERE = {
     "gan-mnist": "tests/test_gan.py",  # GANs: sample grids, summaries and FID, not a falling loss
     "dcgan-mnist": "tests/test_gan.py",
     "dcgan-mnist-fast": "tests/test_gan.py",
+    "dcgan-images": "tests/test_images.py",  # on a folder of pictures the test draws
+    "dcgan-celeba": "tests/test_images.py",
     "capsnet-mnist": "tests/test_capsnet.py",  # scaled down: the full network takes seconds a step on 2 cores
     "capsnet-mnist-fast": "tests/test_capsnet.py",
 }
 
 # datasets that do not ship with the package (Fashion-MNIST, a Kaggle account, grouplens.org, PTB): their recipes
 # are marked `data` and skip, saying what is missing, when the data folder lacks them
-DOWNLOADED = {"fashion-mnist", "fer2013", "movielens", "ptb"}
+DOWNLOADED = {"fashion-mnist", "fer2013", "movielens", "ptb", "celeba", "image-folder"}  # image-folder: the user's
 
 
 def needs_download(recipe: str) -> bool:

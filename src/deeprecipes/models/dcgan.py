@@ -22,6 +22,16 @@ scale, epsilon 0.001, moving averages at decay 0.999. Two traps of the book's li
 
 The losses, the alternating steps and the scores are :class:`~deeprecipes.models.gan.ImageGAN`'s; ``g_steps = 2``
 is carpedm20's ratio (two generator updates per discriminator update, so that D does not win too fast).
+
+``dcgan-radford`` is the network of cookbook 11.3, carpedm20/DCGAN-tensorflow (Radford et al. 2015), for (C, H, W)
+images whose sides divide by 16 (64 x 64 faces)::
+
+    G: z (100) -> FC (8g, H/16, W/16) -> BN, ReLU -> ConvT 5x5/2 to 4g, 2g, g channels (BN, ReLU each) -> ConvT to C
+    D: (C, H, W) -> Conv 5x5/2 to d (leaky ReLU 0.2), 2d, 4d, 8d (BN, leaky ReLU each) -> FC 1
+
+with g = d = 64, batch norm with scale and shift (epsilon 1e-5, moving averages at decay 0.9), weights N(0, 0.02)
+and zero biases. carpedm20's tanh output on images in [-1, 1] is the same function family as the sigmoid output on
+images in [0, 1] used here (sigmoid(2a) = (1 + tanh(a)) / 2). Its update ratio is ``g_steps = 2``.
 """
 
 from __future__ import annotations
@@ -36,7 +46,7 @@ from ..params import PositiveInt, Rate, check_arguments
 from ..registry import register_model
 from .gan import ImageGAN
 
-__all__ = ["DCGAN"]
+__all__ = ["DCGAN", "RadfordDCGAN"]
 
 
 class _ShiftOnlyBatchNorm(nn.BatchNorm2d):
@@ -77,7 +87,7 @@ class DCGAN(ImageGAN):
     d_steps, g_steps : int
         Discriminator and generator steps per training step (11.2: 1 and 1; carpedm20: 1 and 2).
     same_noise : bool
-        The generator's first step reuses the discriminator's noise (11.2: yes).
+        The generator steps reuse the discriminator's noise (11.2: yes).
     """
 
     def __init__(
@@ -143,3 +153,68 @@ class DCGAN(ImageGAN):
                 if isinstance(m, (nn.BatchNorm2d, nn.Dropout)):
                     m.training = True
         return self
+
+
+def _bn_relu(channels: int, leaky: float | None = None) -> list[nn.Module]:
+    """carpedm20's ``batch_norm`` (scale and shift, epsilon 1e-5, decay 0.9), then ReLU or leaky ReLU."""
+    act: nn.Module = nn.ReLU() if leaky is None else nn.LeakyReLU(leaky)
+    return [nn.BatchNorm2d(channels, eps=1e-5, momentum=0.1), act]
+
+
+@register_model("dcgan-radford")
+class RadfordDCGAN(ImageGAN):
+    """The DCGAN of cookbook 11.3 (carpedm20/DCGAN-tensorflow, after Radford et al. 2015); see the module docstring.
+
+    Parameters
+    ----------
+    noise_dim : int
+        Size of z (100).
+    image_shape : list of int
+        (C, H, W), H and W divisible by 16: (3, 64, 64) for CelebA faces.
+    g_channels, d_channels : int
+        carpedm20's ``gf_dim`` and ``df_dim`` (64): the generator's last hidden layer and the discriminator's first
+        have this many channels, each layer before (after) twice as many.
+    slope : float
+        The discriminator's leaky ReLU slope (0.2).
+    init_std : float
+        Standard deviation of the normal weights (0.02).
+    d_steps, g_steps : int
+        Discriminator and generator steps per training step (carpedm20: 1 and 2).
+    same_noise : bool
+        The generator steps reuse the discriminator's noise (carpedm20 feeds one ``z`` to all three).
+    """
+
+    def __init__(
+        self,
+        noise_dim: PositiveInt = 100,
+        image_shape: list[PositiveInt] = [3, 64, 64],  # noqa: B006 (read only; the registry shows the default)
+        g_channels: PositiveInt = 64,
+        d_channels: PositiveInt = 64,
+        slope: Rate = 0.2,
+        init_std: float = 0.02,
+        d_steps: PositiveInt = 1,
+        g_steps: PositiveInt = 2,
+        same_noise: bool = True,
+    ) -> None:
+        check_arguments(RadfordDCGAN.__init__, locals())
+        if len(image_shape) != 3 or image_shape[1] % 16 or image_shape[2] % 16:
+            raise ConfigError(f"model.image_shape must be (C, H, W) with H and W divisible by 16, got {image_shape}")
+        if not init_std > 0:
+            raise ConfigError(f"model.init_std must be > 0, got {init_std}")
+        super().__init__(noise_dim, tuple(image_shape), d_steps, g_steps, same_noise)
+        c, h, w = image_shape
+        small = (8 * g_channels, h // 16, w // 16)
+        g_layers: list[nn.Module] = [nn.Linear(noise_dim, math.prod(small)), nn.Unflatten(1, small)]
+        g_layers += _bn_relu(small[0])
+        for k in (4, 2, 1):
+            g_layers += [nn.ConvTranspose2d(2 * k * g_channels, k * g_channels, 5, 2, 2, 1), *_bn_relu(k * g_channels)]
+        self.generator = nn.Sequential(*g_layers, nn.ConvTranspose2d(g_channels, c, 5, 2, 2, 1), nn.Flatten())
+        d_layers: list[nn.Module] = [nn.Unflatten(1, (c, h, w)), nn.Conv2d(c, d_channels, 5, 2, 2), nn.LeakyReLU(slope)]
+        for k in (2, 4, 8):
+            d_layers += [nn.Conv2d(k // 2 * d_channels, k * d_channels, 5, 2, 2), *_bn_relu(k * d_channels, slope)]
+        d_layers += [nn.Flatten(), nn.Linear(8 * d_channels * (h // 16) * (w // 16), 1)]
+        self.discriminator = nn.Sequential(*d_layers)
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.normal_(m.weight, 0.0, init_std)
+                nn.init.zeros_(m.bias)

@@ -11,7 +11,11 @@ sigmoid output, D 784-128-1. :class:`ImageGAN` is what every image GAN shares (t
 :mod:`.dcgan`): the alternating steps, the TensorBoard histograms of D(real) and D(fake), sample grids, and its
 scores at the end of a run: the FID and Inception-style score of as many generated digits as there are test images,
 on the project's own MNIST classifier (:mod:`.feature_net`), beside the FIDs of the training images and of uniform
-noise against the same test images (the sanity ladder: train < generated < noise).
+noise against the same test images (the sanity ladder: train < generated < noise). Those scores need 28 x 28 grey
+digits; GANs of other images (the colour faces of cookbook 11.3) end with their sample grids only.
+
+Image folders can hold their pixels as uint8 (4 x less memory than float32 for CelebA's 200,000 faces): a batch of
+uint8 images is scaled to [0, 1] as it arrives (:func:`as_pixels`).
 
 Losses (the paper's minimax game with the non-saturating generator loss, its section 3)::
 
@@ -30,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..params import PositiveInt, check_arguments
 from ..registry import register_model
 from ..viz import save_histograms, save_tiles
@@ -39,7 +44,15 @@ from .feature_net import frechet_distances, inception_score, load_feature_net
 if TYPE_CHECKING:
     from ..training.engine import Engine
 
-__all__ = ["GaussianGAN", "ImageGAN", "MLPGAN"]
+__all__ = ["GaussianGAN", "ImageGAN", "MLPGAN", "as_pixels"]
+
+MNIST_SHAPES = ((28, 28), (1, 28, 28))  # the image shapes the feature network scores
+
+
+def as_pixels(x: torch.Tensor) -> torch.Tensor:
+    """Images as float pixels in [0, 1], one row each: uint8 ones divided by 255, float ones as they are."""
+    x = x.reshape(len(x), -1)
+    return x.float() / 255 if x.dtype == torch.uint8 else x
 
 
 def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
@@ -130,8 +143,8 @@ class ImageGAN(Model):
     ``self.discriminator`` (images -> one logit each).
 
     Each training step takes ``d_steps`` discriminator steps, then ``g_steps`` generator steps. With
-    ``same_noise`` the first generator step reuses the noise of the last discriminator step (the book feeds one
-    ``Z`` to both optimizers per iteration); every other step draws fresh noise, uniform on [-1, 1).
+    ``same_noise`` the generator steps reuse the noise of the last discriminator step (the book and carpedm20 feed
+    one ``z`` to every optimizer of an iteration); otherwise each step draws fresh noise, uniform on [-1, 1).
     """
 
     steps_through_engine = True
@@ -162,8 +175,23 @@ class ImageGAN(Model):
         """Pixel intensities (n, C*H*W) in [0, 1] from noise (n, noise_dim)."""
         return torch.sigmoid(self.generator(z))
 
+    def prepare_data(self, data: Any) -> Any:
+        """Checks that the images have ``image_shape``'s pixels (a folder resized to another size is one line)."""
+        shape = tuple(data.train.x.shape[1:])
+        if math.prod(shape) != math.prod(self.image_shape):
+            raise ConfigError(
+                f"the images are {'x'.join(map(str, shape))} but model.image_shape is {list(self.image_shape)}: "
+                f"--set model.image_shape=[{','.join(map(str, shape))}]"
+            )
+        return data
+
+    @property
+    def picture_shape(self) -> tuple[int, ...]:
+        """How one generated image is drawn: (H, W) for grey images, (3, H, W) for colour ones."""
+        return self.image_shape[-2:] if len(self.image_shape) == 2 or self.image_shape[0] == 1 else self.image_shape
+
     def train_step(self, batch: Batch, engine: Engine) -> dict[str, torch.Tensor]:
-        real = batch[0].reshape(len(batch[0]), -1)
+        real = as_pixels(batch[0])
         bce = nn.functional.binary_cross_entropy_with_logits
         for _ in range(self.d_steps):
             z = self.noise(len(real))
@@ -174,8 +202,8 @@ class ImageGAN(Model):
                 d_loss_fake = bce(d_fake, torch.zeros_like(d_fake))
                 d_loss = d_loss_real + d_loss_fake
             engine.step(d_loss, "d")
-        for k in range(self.g_steps):
-            if k or not self.same_noise:
+        for _ in range(self.g_steps):
+            if not self.same_noise:
                 z = self.noise(len(real))
             with engine.autocast():
                 d_gen = self.discriminator(self(z))
@@ -199,7 +227,7 @@ class ImageGAN(Model):
     def eval_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Per test image: D's probability that it is real (``d_real``), the same for a generated image drawn from
         fixed noise (``d_fake``), and whether D tells each apart (``d_accuracy``)."""
-        real = batch[0].reshape(len(batch[0]), -1)
+        real = as_pixels(batch[0])
         fake = self(self.noise(len(real), torch.Generator().manual_seed(len(real))))
         p_real = torch.sigmoid(self.discriminator(real).float()).reshape(-1)
         p_fake = torch.sigmoid(self.discriminator(fake).float()).reshape(-1)
@@ -207,27 +235,27 @@ class ImageGAN(Model):
 
     @torch.no_grad()
     def sample_images(self, n: int, seed: int = 0) -> torch.Tensor:
-        """``n`` generated images (n, H, W) from noise seeded by ``seed``, drawn in chunks of 1,000."""
+        """``n`` generated images, (n, H, W) or (n, 3, H, W), from noise seeded by ``seed``, in chunks of 1,000."""
         gen = torch.Generator().manual_seed(seed)
         parts = [self(self.noise(min(1000, n - i), gen)).float().cpu() for i in range(0, n, 1000)]
-        return torch.cat(parts).reshape(n, *self.image_shape[-2:])
+        return torch.cat(parts).reshape(n, *self.picture_shape)
 
     def reference_metrics(self, data: Any) -> dict[str, float]:
         """At the end of a run: ``test_fid`` and ``test_inception_score`` (± ``..._std``) of as many generated
         images as the test split has, against it; the ladder beside them: ``fid_train_vs_test`` (as many training
-        images) and ``fid_noise_vs_test`` (uniform noise images)."""
+        images) and ``fid_noise_vs_test`` (uniform noise images). Only for 28 x 28 grey digits."""
         test = getattr(data, "test", None)
-        if test is None:
+        if test is None or self.image_shape not in MNIST_SHAPES:
             return {}
         was = self.training
         self.eval()
         fake = self.sample_images(len(test), seed=1)
         self.train(was)
         net = load_feature_net(device=self._device)
-        real = test.x.reshape(len(test), -1).float()
+        real = as_pixels(test.x)
         others = {
             "test_fid": fake,
-            "fid_train_vs_test": data.train.x[: len(real)].reshape(-1, real.shape[1]).float(),
+            "fid_train_vs_test": as_pixels(data.train.x[: len(real)]),
             "fid_noise_vs_test": torch.rand(real.shape, generator=torch.Generator().manual_seed(2)),
         }
         scores = frechet_distances(real, others, net)
@@ -245,7 +273,7 @@ class ImageGAN(Model):
             ends = torch.rand(2, 8, self.noise_dim, generator=gen) * 2 - 1
             t = torch.linspace(0, 1, 10)[None, :, None]
             z = (ends[0][:, None] * (1 - t) + ends[1][:, None] * t).reshape(-1, self.noise_dim)
-            lines = self(z.to(self._device)).float().cpu().reshape(-1, *self.image_shape[-2:])
+            lines = self(z.to(self._device)).float().cpu().reshape(-1, *self.picture_shape)
         self.train(was)
         return [
             save_tiles(samples, fig_dir / "samples.png", f"{title}: samples", 8, normalize=False),
@@ -277,7 +305,7 @@ class MLPGAN(ImageGAN):
     d_steps, g_steps : int
         Discriminator and generator steps per training step (1 and 1).
     same_noise : bool
-        The generator's first step reuses the discriminator's noise (the book: yes).
+        The generator steps reuse the discriminator's noise (the book: yes).
     """
 
     def __init__(

@@ -20,7 +20,7 @@ import torch
 
 from ..errors import CheckpointError
 from ..fileio import atomic_write_text, writing
-from ..viz import save_grid, tile
+from ..viz import save_grid, tensorboard_image, tile
 from .checkpoint import save_checkpoint
 from .events import close_events, event_writer, writing_events
 
@@ -245,9 +245,9 @@ class TensorBoardLogger(Callback):
                     for k, v in engine.model.step_histograms().items():
                         self.writer.add_histogram(f"step/{k}", v.detach().float().cpu(), engine.step_count)
         if self.images and self.sample_every and engine.step_count % self.sample_every == 0:
-            grid = tile(sample_grid(engine.model))
+            grid, layout = tensorboard_image(tile(sample_grid(engine.model)))
             with writing_events(self.log_dir):
-                self.writer.add_image("samples", grid[None], engine.step_count, dataformats="CHW")
+                self.writer.add_image("samples", grid, engine.step_count, dataformats=layout)
 
     def on_epoch_end(self, engine: Engine, logs: dict[str, Any]) -> None:
         with writing_events(self.log_dir):
@@ -272,7 +272,8 @@ class TensorBoardLogger(Callback):
                 model.train(was)
             pictures.update(model.weight_images())
             for name, imgs in pictures.items():
-                self.writer.add_image(f"images/{name}", tile(imgs)[None], step, dataformats="CHW")
+                grid, layout = tensorboard_image(tile(imgs))
+                self.writer.add_image(f"images/{name}", grid, step, dataformats=layout)
         self.writer.flush()
 
     def on_fit_end(self, engine: Engine) -> None:

@@ -23,6 +23,8 @@ __all__ = [
     "pyplot",
     "save_figure",
     "tile",
+    "grey_or_colour",
+    "tensorboard_image",
     "save_image_rows",
     "save_tiles",
     "save_grid",
@@ -36,26 +38,44 @@ __all__ = [
 
 
 def tile(images: torch.Tensor, ncols: int | None = None, pad: int = 1, normalize: bool = True) -> torch.Tensor:
-    """Arrange images (n, H, W) in a grid; returns (rows*(H+pad)+pad, cols*(W+pad)+pad) in [0, 1].
+    """Arrange images (n, H, W), or colour ones (n, 3, H, W), in a grid; returns (rows*(H+pad)+pad,
+    cols*(W+pad)+pad) in [0, 1], with a last axis of 3 for colour images (channels of 1 are dropped).
 
     With ``normalize``, each image is scaled to [0, 1] on its own (filters have arbitrary ranges).
     """
     imgs = images.detach().float().cpu()
     if imgs.ndim == 2:
         imgs = imgs[None]
-    n, h, w = imgs.shape
+    if imgs.ndim == 4 and imgs.shape[1] == 1:
+        imgs = imgs[:, 0]
+    if imgs.ndim == 4:
+        if imgs.shape[1] != 3:
+            raise ValueError(f"colour images must have 3 channels, got shape {tuple(imgs.shape)}")
+        imgs = imgs.permute(0, 2, 3, 1)  # (n, H, W, 3)
+    n, h, w = imgs.shape[:3]
     if normalize:
-        lo = imgs.amin(dim=(1, 2), keepdim=True)
-        hi = imgs.amax(dim=(1, 2), keepdim=True)
+        dims = tuple(range(1, imgs.ndim))
+        lo, hi = imgs.amin(dim=dims, keepdim=True), imgs.amax(dim=dims, keepdim=True)
         outside = (lo < 0) | (hi > 1)  # leave images that are already in [0, 1] as they are
         imgs = torch.where(outside, (imgs - lo) / (hi - lo).clamp_min(1e-12), imgs)
     ncols = ncols or math.ceil(math.sqrt(n))
     nrows = math.ceil(n / ncols)
-    grid = torch.ones(nrows * (h + pad) + pad, ncols * (w + pad) + pad)
+    grid = torch.ones(nrows * (h + pad) + pad, ncols * (w + pad) + pad, *imgs.shape[3:])
     for i in range(n):
         r, c = divmod(i, ncols)
         grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = imgs[i]
     return grid
+
+
+def grey_or_colour(grid: torch.Tensor) -> dict[str, Any]:
+    """matplotlib's ``imshow``/``imsave`` keywords for a :func:`tile` grid: a grey colour map for 2-D grids, none
+    for colour ones."""
+    return {"cmap": "gray"} if grid.ndim == 2 else {}
+
+
+def tensorboard_image(grid: torch.Tensor) -> tuple[torch.Tensor, str]:
+    """A :func:`tile` grid and its ``dataformats`` for ``SummaryWriter.add_image``."""
+    return (grid[None], "CHW") if grid.ndim == 2 else (grid, "HWC")
 
 
 def save_figure(fig: Any, path: Path, title: str = "") -> Path:
@@ -106,13 +126,13 @@ def save_image_rows(rows: Mapping[str, torch.Tensor], path: Path, title: str = "
 def save_tiles(
     images: torch.Tensor, path: Path, title: str = "", ncols: int | None = None, normalize: bool = True
 ) -> Path:
-    """A grid of images (n, H, W), each scaled to its own range (learned filters), or with ``normalize=False``
-    drawn as they are on [0, 1] (generated digits)."""
+    """A grid of images (n, H, W) or (n, 3, H, W), each scaled to its own range (learned filters), or with
+    ``normalize=False`` drawn as they are on [0, 1] (generated digits)."""
     plt = pyplot()
     grid = tile(images, ncols=ncols, normalize=normalize)
     scale = 8 / max(grid.shape)
     fig, ax = plt.subplots(figsize=(grid.shape[1] * scale + 0.5, grid.shape[0] * scale + 0.5))
-    ax.imshow(grid.numpy(), cmap="gray", **({} if normalize else {"vmin": 0, "vmax": 1}))
+    ax.imshow(grid.numpy(), **grey_or_colour(grid), **({} if normalize else {"vmin": 0, "vmax": 1}))
     ax.axis("off")
     if title:
         ax.set_title(title)
@@ -120,15 +140,15 @@ def save_tiles(
 
 
 def save_grid(images: torch.Tensor, path: Path, ncols: int | None = None) -> Path:
-    """A grid of images (n, H, W) on [0, 1] as a bare PNG, one pixel per pixel (the GAN recipes' sample grids
-    every few hundred steps: no figure, no axes, written atomically)."""
+    """A grid of images (n, H, W) or (n, 3, H, W) on [0, 1] as a bare PNG, one pixel per pixel (the GAN recipes'
+    sample grids every few hundred steps: no figure, no axes, written atomically)."""
     import io
 
     from matplotlib import image
 
     buffer = io.BytesIO()
-    image.imsave(buffer, tile(images.float().clamp(0, 1), ncols=ncols, normalize=False).numpy(), cmap="gray",
-                 vmin=0, vmax=1, format="png")  # fmt: skip
+    grid = tile(images.float().clamp(0, 1), ncols=ncols, normalize=False)
+    image.imsave(buffer, grid.numpy(), **grey_or_colour(grid), vmin=0, vmax=1, format="png")
     path = Path(path)
     with writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
