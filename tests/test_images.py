@@ -130,6 +130,7 @@ def test_dcgan_images_trains_on_a_folder_and_draws_colour_grids(folder, tmp_path
 
 
 def test_a_folder_of_another_size_than_the_model_is_one_line(folder, tmp_path, capsys):
-    code = main(["run", "dcgan-images", "--set", f"data.path={folder}", "--set", "data.size=32", "--out", str(tmp_path)])
+    args = ["run", "dcgan-images", "--set", f"data.path={folder}", "--set", "data.size=32", "--out", str(tmp_path)]
+    code = main(args)
     assert code == 2
     assert "--set model.image_shape=[3,32,32]" in capsys.readouterr().err
