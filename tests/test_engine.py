@@ -64,6 +64,9 @@ def test_schedules_follow_the_tutorials():
     assert lr_factor(100, name="cosine", total_steps=100, min_factor=0.1) == pytest.approx(0.1)
     assert lr_factor(50, name="cosine", total_steps=100) == pytest.approx(0.5)
     assert lr_factor(4, name="constant", warmup_steps=10) == pytest.approx(0.5)
+    # the IWAE paper: 3^i passes at 10^(-i/7), i = 0..7, 3,280 passes in all (here 10 steps a pass)
+    stages = [lr_factor(e * 10, name="iwae", steps_per_epoch=10) for e in (0, 1, 3, 4, 12, 13, 3279, 5000)]
+    assert stages == pytest.approx([10 ** (-i / 7) for i in (0, 1, 1, 2, 2, 3, 7, 7)])
 
 
 def test_schedule_is_stepped_with_the_optimizer():

@@ -69,6 +69,7 @@ MORE_STEPS = {
     "char-rnn-shakespeare-cookbook": {"train.max_steps": 80, "model.hidden_size": 128, "data.source": "shipped"},
     # random prototypes already sit near the 24 colours: the error halves only over the whole schedule
     "som-colors": {"train.epochs": 400, "train.max_steps": 0},
+    "vae-mnist-iwae": {"model.iw_samples": 10},  # k = 5000 over 10,000 test images is minutes
 }
 LOSS = {
     "tied-denoising-autoencoder": "test_cost",
@@ -82,6 +83,7 @@ LOSS = {
     "rnn-encoder-decoder": "test_loss",
     "gaussian-gan": "test_w1",
     "conv-vae": "test_loss",  # -ELBO per image
+    "vae": "test_loss",
 }  # the rest: test_loss for classifiers, test_mse otherwise
 
 

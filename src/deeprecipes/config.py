@@ -221,7 +221,7 @@ class OptimizerConfig:
 class ScheduleConfig:
     """Learning-rate schedule, as a factor on the optimizer's rate, applied every step."""
 
-    name: str = _f("constant", "schedule", choices=("constant", "exponential", "step", "cosine"))
+    name: str = _f("constant", "schedule", choices=("constant", "exponential", "step", "cosine", "iwae"))
     gamma: float = _f(1.0, "decay factor per period (exponential, step)", min=0.0, max=1.0)
     every: int = _f(0, "period in steps; 0 = one epoch", min=0)
     staircase: bool = _f(True, "decay in whole periods (exponential)")

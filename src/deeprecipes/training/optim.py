@@ -24,6 +24,7 @@ __all__ = [
     "build_optimizers",
     "check_optimizer_args",
     "lr_factor",
+    "iwae_stage",
     "build_schedule",
 ]
 
@@ -134,7 +135,8 @@ def lr_factor(
     """Learning-rate multiplier after ``step`` optimizer steps.
 
     exponential: ``gamma ** (step / period)`` (whole periods when ``staircase``), TF's ``exponential_decay``;
-    step: ``gamma ** (step // period)``; cosine: from 1 down to ``min_factor`` over ``total_steps``;
+    step: ``gamma ** (step // period)``; cosine: from 1 down to ``min_factor`` over ``total_steps``; iwae: the IWAE
+    paper's stages (:func:`iwae_stage`; ``period`` is one pass over the data);
     warm-up: a linear ramp over the first ``warmup_steps`` multiplies any of them. ``period`` is ``every`` steps,
     or one epoch when ``every`` is 0. ``delay`` periods pass at the full rate before exponential or step decay
     starts (TF PTB: ``0.5 ** max(epoch - 4, 0)`` is ``gamma=0.5, delay=4``).
@@ -149,11 +151,23 @@ def lr_factor(
     elif name == "cosine":
         t = min(step, total_steps) / max(total_steps, 1)
         f = min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * t))
+    elif name == "iwae":
+        f = 10 ** (-iwae_stage(step // period) / 7)
     else:
-        raise ConfigError(f"unknown schedule '{name}'; known: constant, exponential, step, cosine")
+        raise ConfigError(f"unknown schedule '{name}'; known: constant, exponential, step, cosine, iwae")
     if warmup_steps and step < warmup_steps:
         f *= (step + 1) / warmup_steps
     return f
+
+
+def iwae_stage(epoch: int) -> int:
+    """The stage i of the IWAE paper's schedule (Burda et al. 2015, section 5) that epoch ``epoch`` (from 0) is in:
+    stage i lasts 3**i passes at a rate of 10**(-i/7) times the first, i = 0..7 (3,280 passes in all)."""
+    stage, end = 0, 1
+    while epoch >= end and stage < 7:
+        stage += 1
+        end += 3**stage
+    return stage
 
 
 def build_schedule(
