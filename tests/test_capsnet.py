@@ -48,6 +48,19 @@ def test_margin_loss_and_the_masked_reconstruction_follow_the_paper():
     assert float(loss) == pytest.approx(float(logs["margin_loss"] + 0.0005 * logs["recon_loss"]), rel=1e-5)
 
 
+def test_figure_4_moves_one_capsule_dimension_per_row():
+    torch.manual_seed(0)
+    model = CapsNet(conv_channels=8, primary_caps=2, decoder=[16]).eval()
+    x = torch.rand(784)
+    images = model.perturbations(x, steps=11)
+    assert images.shape == (16 * 11, 28, 28)
+    v = model.capsules(x[None])
+    unmoved = model.reconstruct(v, v.norm(dim=-1).argmax(1)).reshape(28, 28)
+    rows = images.reshape(16, 11, 28, 28)
+    assert torch.allclose(rows[:, 5], unmoved.expand(16, 28, 28), atol=1e-6)  # the middle column: moved by 0
+    assert all(not torch.allclose(rows[d, 0], rows[d, 10]) for d in range(16))
+
+
 def test_a_zero_input_trains_without_nan():
     model = CapsNet(conv_channels=8, primary_caps=2, decoder=[16])
     loss, _ = model.compute_loss((torch.zeros(2, 784), torch.tensor([1, 2])))
@@ -61,3 +74,4 @@ def test_capsnet_mnist_fast_learns_in_a_hundred_steps(tmp_path):
     result = deeprecipes.run("capsnet-mnist-fast", epochs=1, out=tmp_path / "run", overrides=sets, progress=False)
     m = result.summary["metrics"]
     assert m["test_accuracy"] > 0.8 and m["test_error"] == pytest.approx(100 * (1 - m["test_accuracy"]))
+    assert (tmp_path / "run" / "figures" / "perturbations.png").is_file()

@@ -19,12 +19,18 @@ The squash ``v = |s|^2 / (1 + |s|^2) * s / |s|`` divides by the length, which is
 known NaN source in other ports, forward and backward); here it is ``s * |s| / (1 + |s|^2)`` with the length taken
 as ``sqrt(|s|^2 + eps)``, finite with finite gradients at zero.
 
+Pictures: test digits beside their reconstructions, and the paper's figure 4 (``perturbations.png``: each of the 16
+dimensions of a digit's capsule moved in steps of 0.05 over [-0.25, 0.25], decoded).
+
 Routing is per example, as in the paper (naturomics sums the agreement over the batch), with the predictions
 ``u_hat`` detached in every iteration but the last (as naturomics does), so that the gradient flows through the
 final coupling only.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -33,6 +39,7 @@ from torch.nn import functional as F
 from ..errors import ConfigError
 from ..params import PositiveInt, Probability, check_arguments
 from ..registry import register_model
+from ..viz import save_tiles
 from .base import Batch, ErrorRateClassifier
 
 __all__ = ["CapsNet", "squash"]
@@ -178,6 +185,33 @@ class CapsNet(ErrorRateClassifier):
             "accuracy": correct,
             "error": 100.0 * (1.0 - correct),
         }
+
+    @torch.no_grad()
+    def perturbations(self, x: torch.Tensor, steps: int = 11, limit: float = 0.25) -> torch.Tensor:
+        """The paper's figure 4 for one image ``x``: its predicted digit capsule with one dimension at a time moved
+        by ``steps`` values from -``limit`` to ``limit`` (0.05 apart, as the paper), each decoded;
+        (digit_dim * steps, H, W), one row per dimension."""
+        v = self.capsules(x.reshape(1, -1))[0]  # (n_classes, digit_dim)
+        label = v.norm(dim=-1).argmax()
+        delta = torch.linspace(-limit, limit, steps, device=v.device, dtype=v.dtype)
+        moved = v.expand(self.digit_dim, steps, *v.shape).clone()  # (dim, steps, n_classes, digit_dim)
+        dims = torch.arange(self.digit_dim, device=v.device)
+        moved[dims, :, label, dims] += delta
+        images = self.reconstruct(moved.reshape(-1, *v.shape), label.expand(self.digit_dim * steps))
+        return images.float().cpu().reshape(-1, *self.image_shape)
+
+    def figures(self, data: Any, fig_dir: Path, title: str) -> list[Path]:
+        """``perturbations.png``: the paper's figure 4 for the first test digit (one row per dimension of its
+        digit capsule, each moved from -0.25 to 0.25)."""
+        test = getattr(data, "test", None)
+        if test is None or not len(test):
+            return []
+        was = self.training
+        self.eval()
+        images = self.perturbations(test.x[:1].to(next(self.parameters()).device))
+        self.train(was)
+        name = f"{title}: one digit capsule dimension (row) moved from -0.25 to 0.25 (column)"
+        return [save_tiles(images, fig_dir / "perturbations.png", name, ncols=11, normalize=False)]
 
     @torch.no_grad()
     def image_summaries(self, batch: Batch) -> dict[str, torch.Tensor]:
