@@ -71,6 +71,8 @@ def test_vae_mnist_learns_draws_its_pictures_and_samples_from_the_run_directory(
     loaded = deeprecipes.load_run(out)
     assert torch.equal(loaded.model.sample_images(4, seed=1), loaded.model.sample_images(4, seed=1))
     assert json.loads((out / "model.json").read_text())["args"]["n_latent"] == 2
+    scored = deeprecipes.evaluate(out, scores=True)  # the end-of-run scores again, on all 10,000 test images
+    assert scored["test_nll"] < scored["test_loss"] and "test_nll" not in deeprecipes.evaluate(out)
 
 
 def test_latent_interpolations_run_from_one_image_to_the_other():

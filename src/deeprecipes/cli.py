@@ -3,7 +3,7 @@
     deeprecipes list [PATTERN]
     deeprecipes show NAME
     deeprecipes run NAME [--set key=value]... [--epochs N] [--steps N] [--seed S] [--device D] [--out DIR]
-    deeprecipes eval RUN_DIR [--best]
+    deeprecipes eval RUN_DIR [--best] [--split S]... [--scores]
     deeprecipes resume RUN_DIR
     deeprecipes activations [--out FILE]
     deeprecipes tune NAME [--grid key=v1,v2]... [--space key=LO:HI[:log]]... [--trials N] [--storage URL --study S]
@@ -84,6 +84,7 @@ def _add_saved_run(sub: Any) -> None:
     s.add_argument("run_dir")
     s.add_argument("--best", action="store_true", help="use the best checkpoint instead of the latest")
     s.add_argument("--split", action="append", default=[], help="split to evaluate (repeatable; default: the run's)")
+    s.add_argument("--scores", action="store_true", help="also the end-of-run scores (FID, test_nll, baselines, ...)")
     s.add_argument("--data-dir")
 
     s = sub.add_parser("figures", help="draw a saved run's pictures (reconstructions, filters, curves, 2-D codes)")
@@ -311,7 +312,11 @@ def _dispatch(args: argparse.Namespace) -> None:
         from .runs.api import evaluate
 
         metrics = evaluate(
-            args.run_dir, which="best" if args.best else "latest", data_dir=args.data_dir, splits=args.split
+            args.run_dir,
+            which="best" if args.best else "latest",
+            data_dir=args.data_dir,
+            splits=args.split,
+            scores=args.scores,
         )
         print(json.dumps(metrics.record(), indent=2))
 

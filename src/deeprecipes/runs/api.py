@@ -434,10 +434,17 @@ class Evaluation(dict):
 
 
 def evaluate(
-    run_dir: str | Path, *, which: str = "latest", data_dir: str | Path | None = None, splits: Sequence[str] = ()
+    run_dir: str | Path,
+    *,
+    which: str = "latest",
+    data_dir: str | Path | None = None,
+    splits: Sequence[str] = (),
+    scores: bool = False,
 ) -> Evaluation:
     """A saved run's model (through :func:`load_run`) evaluated on the full evaluation splits (default: the run's
-    own ``train.eval_on``). The result is a dict of metrics that also says which checkpoint it evaluated."""
+    own ``train.eval_on``). With ``scores``, also the scores a run ends with (the model's ``reference_metrics``: a
+    GAN's FID, a VAE's importance-weighted ``test_nll``, baselines). The result is a dict of metrics that also says
+    which checkpoint it evaluated."""
     run_dir = run_path(run_dir)
     splits = [splits] if isinstance(splits, str) else splits
     if not isinstance(splits, Sequence) or not all(isinstance(name, str) and name for name in splits):
@@ -456,6 +463,8 @@ def evaluate(
         out: dict[str, float] = {}
         for name, batches in eval_sources(cfg, data, mach.device).items():
             out.update({f"{name}_{k}": v for k, v in engine.evaluate(batches).items()})
+        if scores:
+            out.update(loaded.model.reference_metrics(data))
         return Evaluation(out, loaded.checkpoint, loaded.passed_over)
 
 
