@@ -90,6 +90,7 @@ class _Server:
     latency: Any
     batch_size: Any
     batchers: dict[str, Batcher] = field(default_factory=dict)
+    address: str = ""  # where serve() listens
 
     def lookup(self, name: str, version: str | None) -> ServedModel:
         versions = self.models.get(name)
@@ -107,16 +108,23 @@ class _Server:
 def _metrics() -> tuple[Any, Any, Any, Any]:
     from prometheus_client import CollectorRegistry, Counter, Histogram
 
-    registry = CollectorRegistry()
+    registry = CollectorRegistry()  # one per app: several apps in one process (tests) keep their own counts
     requests = Counter(
-        "deeprecipes_serve_requests", "HTTP requests by model, endpoint and status code", ["model", "endpoint", "code"]
+        "deeprecipes_serve_requests",
+        "HTTP requests by model, endpoint and status code",
+        ["model", "endpoint", "code"],
+        registry=registry,
     )
     latency = Histogram(
-        "deeprecipes_serve_request_seconds", "request latency", ["model", "endpoint"], buckets=_LATENCY_BUCKETS
+        "deeprecipes_serve_request_seconds",
+        "request latency",
+        ["model", "endpoint"],
+        buckets=_LATENCY_BUCKETS,
+        registry=registry,
     )
-    batch = Histogram("deeprecipes_serve_batch_size", "instances per model run", ["model"], buckets=_BATCH_BUCKETS)
-    for m in (requests, latency, batch):
-        registry.register(m)
+    batch = Histogram(
+        "deeprecipes_serve_batch_size", "instances per model run", ["model"], buckets=_BATCH_BUCKETS, registry=registry
+    )
     return registry, requests, latency, batch
 
 
@@ -212,6 +220,9 @@ def _build(server: _Server) -> Any:
     async def lifespan(app: Any) -> AsyncIterator[None]:
         for b in server.batchers.values():
             b.start()
+        if server.address:  # uvicorn now handles SIGTERM and Ctrl-C: a client or supervisor may go ahead
+            names = ", ".join(f"{n} (versions {', '.join(map(str, sorted(v)))})" for n, v in server.models.items())
+            log.info("serving %s on %s", names, server.address)
         yield
         for b in server.batchers.values():
             await b.close()  # what was queued runs; then the worker stops
@@ -297,8 +308,7 @@ def serve(
         sock.close()
         raise
     shown = sock.getsockname()
-    names = ", ".join(f"{n} (versions {', '.join(map(str, sorted(v)))})" for n, v in app.state.server.models.items())
-    log.info("serving %s on http://%s:%d", names, host if ":" not in host else f"[{host}]", shown[1])
+    app.state.server.address = f"http://{host if ':' not in host else f'[{host}]'}:{shown[1]}"
     config = uvicorn.Config(
         app, log_level="warning", timeout_graceful_shutdown=30, access_log=False, server_header=False
     )

@@ -47,7 +47,9 @@ def _load_json(body: bytes) -> Any:
     if not body:
         raise BadRequest("the request body is empty; send a JSON object with 'instances' or 'inputs'")
     try:
-        return json.loads(body)  # NaN and Infinity parse, as TF Serving allows; check_values refuses them
+        return json.loads(
+            body.decode("utf-8")
+        )  # NaN and Infinity parse, as TF Serving allows; check_values refuses them
     except UnicodeDecodeError:
         raise BadRequest("the request body is not UTF-8 JSON") from None
     except json.JSONDecodeError as e:
