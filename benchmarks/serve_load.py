@@ -81,6 +81,21 @@ def check_predictions(url: str, run_dir: str, x: torch.Tensor) -> float:
     return sum(a == b for a, b in zip(served, local)) / len(local)
 
 
+def forward_times(run_dir: str, x: torch.Tensor) -> dict[int, float]:
+    """Milliseconds per forward pass of the model alone (no server), at batch sizes 1, 8 and 32."""
+    model = deeprecipes.load_run(run_dir).model
+    out = {}
+    with torch.inference_mode():
+        for n in (1, 8, 32):
+            for _ in range(5):
+                model(x[:n])
+            start = time.perf_counter()
+            for _ in range(50):
+                model(x[:n])
+            out[n] = (time.perf_counter() - start) / 50 * 1000
+    return out
+
+
 def lua_script(x: torch.Tensor, path: Path) -> None:
     bodies = ",\n".join(
         "[=[" + json.dumps({"instances": [[round(v, 4) for v in row]]}, separators=(",", ":")) + "]=]"
@@ -132,6 +147,8 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     x = create_dataset("mnist", split="tf").test.x[:1000]
     rows = []
+    alone = forward_times(args.run_dir, x)
+    print("forward pass alone, " + ", ".join(f"batch {n}: {ms:.2f} ms" for n, ms in alone.items()), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "digits.lua"
         lua_script(x[:200], script)
@@ -166,7 +183,10 @@ def main() -> int:
             f"| {r['errors']} |"
         )
     errors = sum(r["errors"] for r in rows)
-    print(f"\n{sum(r['requests'] for r in rows):,} requests, {errors} errors")
+    print(
+        f"\n{sum(r['requests'] for r in rows):,} requests, {errors} errors; forward pass alone "
+        f"({args.threads} thread(s)): " + ", ".join(f"batch {n} {ms:.2f} ms" for n, ms in alone.items())
+    )
     return 1 if errors else 0
 
 

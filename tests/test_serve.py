@@ -43,13 +43,16 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
     with pytest.MonkeyPatch.context() as mp:  # the end-of-run pictures are not served; a CNN's take ~10 s to draw
         mp.setattr(report, "figures", lambda *args, **kwargs: [])
-        return {r: tiny_run(root, r) for r in ("cnn-mnist-fast", "denoising-autoencoder-fast", "mlp-regression")}
+        recipes = ("cnn-mnist-fast", "lstm-mnist-fast", "denoising-autoencoder-fast", "mlp-regression")
+        return {r: tiny_run(root, r) for r in recipes}
 
 
 @pytest.fixture(scope="module")
 def client(runs):
     specs = [runs["cnn-mnist-fast"], f"digits@7={runs['cnn-mnist-fast']}", f"ae={runs['denoising-autoencoder-fast']}"]
-    app = create_app([*specs, runs["mlp-regression"]], max_delay_ms=1, max_body_mb=1, max_instances=64)
+    app = create_app(
+        [*specs, runs["mlp-regression"], runs["lstm-mnist-fast"]], max_delay_ms=1, max_body_mb=1, max_instances=64
+    )
     with TestClient(app) as c:
         yield c
 
@@ -94,6 +97,9 @@ def test_predict_row_and_columnar_give_the_models_probabilities(client, runs, di
     assert [p["class_id"] for p in preds] == want.argmax(1).tolist()
     assert [p["class_name"] for p in preds] == [str(c) for c in want.argmax(1).tolist()]
     assert np.allclose([p["probabilities"] for p in preds], want.numpy(), atol=1e-5)
+    lstm = client.post("/v1/models/lstm-mnist-fast:predict", json={"instances": digits.tolist()}).json()
+    want_lstm = expected_probabilities(runs["lstm-mnist-fast"], digits)
+    assert np.allclose([p["probabilities"] for p in lstm["predictions"]], want_lstm.numpy(), atol=1e-5)
     cols = client.post("/v1/models/digits:predict", json={"inputs": {"x": digits.reshape(-1, 28, 28).tolist()}})
     out = cols.json()["outputs"]
     assert out["class_id"] == want.argmax(1).tolist() and np.allclose(out["probabilities"], want.numpy(), atol=1e-5)

@@ -221,7 +221,10 @@ def _build(server: _Server) -> Any:
         for b in server.batchers.values():
             b.start()
         if server.address:  # uvicorn now handles SIGTERM and Ctrl-C: a client or supervisor may go ahead
-            names = ", ".join(f"{n} (versions {', '.join(map(str, sorted(v)))})" for n, v in server.models.items())
+            names = ", ".join(
+                f"{n} (version{'s' if len(v) > 1 else ''} {', '.join(map(str, sorted(v)))})"
+                for n, v in server.models.items()
+            )
             log.info("serving %s on %s", names, server.address)
         yield
         for b in server.batchers.values():
@@ -249,10 +252,15 @@ def _build(server: _Server) -> Any:
     async def shutting_down(request: Any, exc: Any) -> Any:
         return json_response({"error": str(exc)}, 503)
 
+    async def failed(request: Any, exc: Exception) -> Any:  # a bug, not a bad request: still JSON, and logged
+        log.error("%s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
+        return json_response({"error": f"internal error: {type(exc).__name__}: {exc}"}, 500)
+
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(BadRequest, bad_request)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(ShuttingDown, shutting_down)
+    app.add_exception_handler(Exception, failed)
     app.add_middleware(_Guard, server=server)
     return app
 

@@ -160,8 +160,8 @@ def decode_image(raw: bytes, served: ServedModel, where: str = "the upload") -> 
         raise
     except UnidentifiedImageError:
         raise BadRequest(f"{where}: not a PNG or JPEG image") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise BadRequest(f"{where}: the image cannot be decoded ({e})") from None
+    except Exception as e:  # untrusted bytes: whatever a decoder raises is a bad upload, never a server error
+        raise BadRequest(f"{where}: the image cannot be decoded ({type(e).__name__}: {e})") from None
     h, w = served.image_shape
     if grey.size != (w, h):
         grey = grey.resize((w, h), Image.Resampling.BILINEAR)
