@@ -289,7 +289,7 @@ def test_cli_refuses_bad_options_with_one_line(runs, capsys):
     ]
 
 
-def test_server_process_survives_malformed_requests_and_stops_on_sigterm(runs, digits):
+def test_server_process_survives_malformed_requests_and_stops_on_sigterm(runs, mnist_small):
     """The real `deeprecipes serve` process, a TF Serving-style client (plain JSON over HTTP), garbage of many kinds
     (hypothesis too), then SIGTERM with requests in flight: they complete, and the process exits 0."""
     from hypothesis import HealthCheck, given, settings
@@ -324,11 +324,11 @@ def test_server_process_survives_malformed_requests_and_stops_on_sigterm(runs, d
         threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True).start()
         auth = {"Authorization": "Bearer k"}
         predict = f"{url}/v1/models/mnist:predict"
-        good = {"instances": digits[:2].tolist()}
+        good = {"instances": mnist_small[:32].tolist()}  # a full batch runs at once; smaller ones wait 2 s
         with httpx.Client(headers=auth, timeout=30) as http:
             want = http.post(predict, json=good).json()
             assert [p["class_id"] for p in want["predictions"]] == expected_probabilities(
-                runs["cnn-mnist-fast"], digits[:2]
+                runs["cnn-mnist-fast"], mnist_small[:32]
             ).argmax(1).tolist()
             garbage = [
                 b"{",
@@ -360,13 +360,23 @@ def test_server_process_survives_malformed_requests_and_stops_on_sigterm(runs, d
             garbage_gets_4xx()
             assert http.post(predict, json=good).json() == want  # still serving the same answers
 
-            with ThreadPoolExecutor(4) as pool:  # requests waiting in the batch queue when SIGTERM comes
-                futures = [pool.submit(http.post, predict, json=good) for _ in range(4)]
-                time.sleep(0.15)
+            with ThreadPoolExecutor(4) as pool:  # 4 requests of 2 digits wait in the batch queue when SIGTERM comes
+                small = {"instances": mnist_small[:2].tolist()}
+                futures = [pool.submit(http.post, predict, json=small) for _ in range(4)]
+                for _ in range(200):
+                    if 'deeprecipes_serve_queued_instances{model="mnist:1"} 8.0' in http.get(f"{url}/metrics").text:
+                        break
+                    time.sleep(0.01)
+                else:
+                    raise AssertionError("the 4 requests were not queued together")
                 proc.send_signal(signal.SIGTERM)
-                codes = [f.result().status_code for f in futures]
+                answers = [f.result() for f in futures]
         assert proc.wait(timeout=30) == 0
-        assert codes == [200] * 4
+        assert [a.status_code for a in answers] == [200] * 4
+        for a in answers:  # batched with other requests: the same classes, probabilities up to rounding
+            got = a.json()["predictions"]
+            assert [p["class_id"] for p in got] == [p["class_id"] for p in want["predictions"][:2]]
+            assert np.allclose([p["probabilities"] for p in got], [p["probabilities"] for p in want["predictions"][:2]])
         assert any("server stopped" in line for line in lines)
     finally:
         if proc.poll() is None:

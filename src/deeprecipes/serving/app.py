@@ -105,8 +105,8 @@ class _Server:
         return versions[int(version)]
 
 
-def _metrics() -> tuple[Any, Any, Any, Any]:
-    from prometheus_client import CollectorRegistry, Counter, Histogram
+def _metrics() -> tuple[Any, Any, Any, Any, Any]:
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
     registry = CollectorRegistry()  # one per app: several apps in one process (tests) keep their own counts
     requests = Counter(
@@ -125,7 +125,8 @@ def _metrics() -> tuple[Any, Any, Any, Any]:
     batch = Histogram(
         "deeprecipes_serve_batch_size", "instances per model run", ["model"], buckets=_BATCH_BUCKETS, registry=registry
     )
-    return registry, requests, latency, batch
+    queued = Gauge("deeprecipes_serve_queued_instances", "instances waiting for a batch", ["model"], registry=registry)
+    return registry, requests, latency, batch, queued
 
 
 class _Guard:
@@ -195,7 +196,7 @@ def create_app(
     options = options or ServeOptions(**kwargs)
     options.check()
     loaded = models if isinstance(models, dict) else load_models(list(models), which=options.which)
-    registry, requests, latency, batch = _metrics()
+    registry, requests, latency, batch, queued = _metrics()
     server = _Server(loaded, options, ThreadPoolExecutor(1, "deeprecipes-infer"), registry, requests, latency, batch)
     for versions in loaded.values():
         for m in versions.values():
@@ -205,6 +206,7 @@ def create_app(
                 max_batch=options.max_batch if options.batching else 1,
                 max_delay=options.max_delay_ms / 1000.0,
                 on_batch=batch.labels(m.label).observe,
+                on_queue=queued.labels(m.label).set,
             )
     return _build(server)
 

@@ -42,6 +42,8 @@ class Batcher:
         Seconds the first queued request waits for others; 0 takes what is queued at once.
     on_batch : callable, optional
         Called with each batch's size (a metric).
+    on_queue : callable, optional
+        Called with the number of instances waiting, whenever it changes (a metric).
     """
 
     def __init__(
@@ -52,10 +54,12 @@ class Batcher:
         max_batch: int = 32,
         max_delay: float = 0.002,
         on_batch: Callable[[int], None] | None = None,
+        on_queue: Callable[[int], None] | None = None,
     ) -> None:
         self.fn, self.executor = fn, executor
         self.max_batch, self.max_delay = max_batch, max(0.0, max_delay)
         self.on_batch = on_batch or (lambda n: None)
+        self.on_queue = on_queue or (lambda n: None)
         self._queue: collections.deque[tuple[torch.Tensor, asyncio.Future]] = collections.deque()
         self._rows = 0
         self._wake: asyncio.Event | None = None
@@ -83,6 +87,7 @@ class Batcher:
         fut = loop.create_future()
         self._queue.append((x, fut))
         self._rows += len(x)
+        self.on_queue(self._rows)
         assert self._wake is not None
         self._wake.set()
         return await fut
@@ -125,6 +130,7 @@ class Batcher:
             items.append(item)
             rows += len(item[0])
         self._rows -= rows
+        self.on_queue(self._rows)
         return items
 
     async def _run(self, items: list[tuple[torch.Tensor, asyncio.Future]], loop: Any) -> None:
