@@ -289,80 +289,73 @@ def test_cli_refuses_bad_options_with_one_line(runs, capsys):
     ]
 
 
-def test_server_process_survives_malformed_requests_and_stops_on_sigterm(runs, mnist_small):
-    """The real `deeprecipes serve` process, a TF Serving-style client (plain JSON over HTTP), garbage of many kinds
-    (hypothesis too), then SIGTERM with requests in flight: they complete, and the process exits 0."""
+def start_server(*args: str) -> tuple[subprocess.Popen, str, list[str]]:
+    """`deeprecipes serve ARGS --port 0` in a process: it, its URL, and its stderr lines from then on."""
+    cmd = [sys.executable, "-m", "deeprecipes", "serve", *args, "--port", "0"]
+    proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    for line in proc.stderr:
+        m = re.search(r"on (http://127\.0\.0\.1:\d+)", line)
+        if m:
+            threading.Thread(target=lines.extend, args=(proc.stderr,), daemon=True).start()
+            return proc, m.group(1), lines
+    proc.kill()
+    raise AssertionError(f"the server did not start: {proc.wait()}")
+
+
+def send_garbage(http: httpx.Client, url: str, good: dict) -> None:
+    """Malformed requests of many kinds, hypothesis-generated ones among them: each gets a 4xx JSON error."""
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    cmd = [
-        sys.executable,
-        "-m",
-        "deeprecipes",
-        "serve",
-        f"mnist={runs['cnn-mnist-fast']}",
-        "--port",
-        "0",
-        "--max-body-mb",
-        "1",
-        "--api-key",
-        "k",
-        "--max-delay-ms",
-        "300",
+    predict = f"{url}/v1/models/mnist:predict"
+    garbage = [
+        b"{",
+        b"\x00" * 10,
+        b'{"instances": [[NaN]]}',
+        b'{"instances": ' + b"[" * 10000,
+        b'{"instances": [' + b"1," * 600_000 + b"1]}",
+        b'{"inputs": {"x": "zzz"}}',
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    for body in garbage:
+        assert 400 <= http.post(predict, content=body).status_code < 500
+    assert http.post(predict, json=good, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert http.post(f"{url}/v1/models/other:predict", json=good).status_code == 404
+    assert http.get(predict).status_code == 405
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=5),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+        max_leaves=20,
+    )
+
+    @settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(st.one_of(json_values.map(lambda v: {"instances": v}), json_values, st.binary(max_size=64)))
+    def garbage_gets_4xx(value):
+        body = value if isinstance(value, bytes) else json.dumps(value).encode()
+        r = http.post(predict, content=body)
+        assert 400 <= r.status_code < 500 and "error" in r.json()
+
+    garbage_gets_4xx()
+
+
+def test_server_process_survives_malformed_requests_and_stops_on_sigterm(runs, mnist_small):
+    """The real `deeprecipes serve` process, a TF Serving-style client (plain JSON over HTTP), garbage of many kinds,
+    then SIGTERM with requests waiting in the batch queue: they are answered, and the process exits 0."""
+    run = runs["cnn-mnist-fast"]
+    proc, url, lines = start_server(f"mnist={run}", "--max-body-mb", "1", "--api-key", "k", "--max-delay-ms", "1000")
     try:
-        url = None
-        for line in proc.stderr:
-            m = re.search(r"on (http://127\.0\.0\.1:\d+)", line)
-            if m:
-                url = m.group(1)
-                break
-        assert url, "the server did not start"
-        lines = []
-        threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True).start()
-        auth = {"Authorization": "Bearer k"}
         predict = f"{url}/v1/models/mnist:predict"
-        good = {"instances": mnist_small[:32].tolist()}  # a full batch runs at once; smaller ones wait 2 s
-        with httpx.Client(headers=auth, timeout=30) as http:
+        good = {"instances": mnist_small[:32].tolist()}  # a full batch runs at once; smaller ones wait 1 s
+        with httpx.Client(headers={"Authorization": "Bearer k"}, timeout=30) as http:
             want = http.post(predict, json=good).json()
-            assert [p["class_id"] for p in want["predictions"]] == expected_probabilities(
-                runs["cnn-mnist-fast"], mnist_small[:32]
-            ).argmax(1).tolist()
-            garbage = [
-                b"{",
-                b"\x00" * 10,
-                b'{"instances": [[NaN]]}',
-                b'{"instances": ' + b"[" * 10000,
-                b'{"instances": [' + b"1," * 600_000 + b"1]}",
-                b'{"inputs": {"x": "zzz"}}',
-            ]
-            for body in garbage:
-                assert 400 <= http.post(predict, content=body).status_code < 500
-            assert http.post(predict, json=good, headers={"Authorization": "Bearer wrong"}).status_code == 401
-            assert http.post(f"{url}/v1/models/other:predict", json=good).status_code == 404
-            assert http.get(predict).status_code == 405
-
-            json_values = st.recursive(
-                st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=5),
-                lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
-                max_leaves=20,
-            )
-
-            @settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-            @given(st.one_of(json_values.map(lambda v: {"instances": v}), json_values, st.binary(max_size=64)))
-            def garbage_gets_4xx(value):
-                body = value if isinstance(value, bytes) else json.dumps(value).encode()
-                r = http.post(predict, content=body)
-                assert 400 <= r.status_code < 500 and "error" in r.json()
-
-            garbage_gets_4xx()
+            classes = [p["class_id"] for p in want["predictions"]]
+            assert classes == expected_probabilities(run, mnist_small[:32]).argmax(1).tolist()
+            send_garbage(http, url, good)
             assert http.post(predict, json=good).json() == want  # still serving the same answers
-
             with ThreadPoolExecutor(4) as pool:  # 4 requests of 2 digits wait in the batch queue when SIGTERM comes
-                small = {"instances": mnist_small[:2].tolist()}
-                futures = [pool.submit(http.post, predict, json=small) for _ in range(4)]
+                futures = [
+                    pool.submit(http.post, predict, json={"instances": mnist_small[:2].tolist()}) for _ in "abcd"
+                ]
                 for _ in range(200):
                     if 'deeprecipes_serve_queued_instances{model="mnist:1"} 8.0' in http.get(f"{url}/metrics").text:
                         break
@@ -375,7 +368,7 @@ def test_server_process_survives_malformed_requests_and_stops_on_sigterm(runs, m
         assert [a.status_code for a in answers] == [200] * 4
         for a in answers:  # batched with other requests: the same classes, probabilities up to rounding
             got = a.json()["predictions"]
-            assert [p["class_id"] for p in got] == [p["class_id"] for p in want["predictions"][:2]]
+            assert [p["class_id"] for p in got] == classes[:2]
             assert np.allclose([p["probabilities"] for p in got], [p["probabilities"] for p in want["predictions"][:2]])
         assert any("server stopped" in line for line in lines)
     finally:
