@@ -144,9 +144,14 @@ class _Guard:
         start, status, seen = time.perf_counter(), [500], [0]
         state = scope.setdefault("state", {})
         length = dict(scope["headers"]).get(b"content-length", b"0")
-        if not length.isdigit() or int(length) > self.limit:
-            what = "not a number" if not length.isdigit() else f"{int(length)} bytes"
-            await _send_error(send, 413, f"request body too large ({what}); the limit is {self.limit} bytes")
+        if not length.isdigit():
+            await _send_error(send, 400, f"Content-Length is not a number: {length[:40]!r}")
+            self._count(state, 400, start)
+            return
+        if int(length) > self.limit:
+            await _send_error(
+                send, 413, f"request body too large ({int(length)} bytes); the limit is {self.limit} bytes"
+            )
             self._count(state, 413, start)
             return
 
