@@ -8,6 +8,8 @@
     deeprecipes activations [--out FILE]
     deeprecipes tune NAME [--grid key=v1,v2]... [--space key=LO:HI[:log]]... [--trials N] [--storage URL --study S]
     deeprecipes sample RUN_DIR [--prime TEXT] [--temperature T] [--length N] [--seed S] [--best]
+    deeprecipes serve RUN_DIR|NAME=RUN_DIR|NAME@VERSION=RUN_DIR... [--host H] [--port P] [--max-batch N]
+                      [--max-delay-ms MS] [--no-batching] [--api-key KEY] (TensorFlow Serving's REST API)
 
 Errors a user can cause print one line, ``error: ...``, and exit with status 2.
 """
@@ -35,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_saved_run(sub)
     _add_tune(sub)
+    _add_serve(sub)
     return p
 
 
@@ -152,6 +155,36 @@ def _add_tune(sub: Any) -> None:
     s.add_argument("--device", help="auto (default), cpu, cuda, cuda:N, mps")
     s.add_argument("--threads", type=int, help="CPU threads for torch")
     s.add_argument("--data-dir")
+
+
+def _add_serve(sub: Any) -> None:
+    s = sub.add_parser("serve", help="serve run directories over HTTP with TensorFlow Serving's REST API")
+    s.add_argument("models", nargs="+", metavar="RUN_DIR", help="RUN_DIR, NAME=RUN_DIR or NAME@VERSION=RUN_DIR")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8501, help="port (default 8501, TF Serving's REST port; 0: any free)")
+    s.add_argument("--max-batch", type=int, default=32, help="most instances run together (default 32)")
+    s.add_argument("--max-delay-ms", type=float, default=2.0, help="how long a batch waits to fill (default 2)")
+    s.add_argument("--no-batching", action="store_true", help="run every request alone")
+    s.add_argument("--max-instances", type=int, default=1024, help="most instances in one request (default 1024)")
+    s.add_argument("--max-body-mb", type=float, default=16.0, help="largest request body in MiB (default 16)")
+    s.add_argument("--api-key", help="require this key (default $DEEPRECIPES_API_KEY; none: no auth)")
+    s.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
+    s.add_argument("--latest", action="store_true", help="serve the latest checkpoint instead of the best")
+
+
+def _cmd_serve(args: argparse.Namespace) -> None:
+    from .serving import ServeOptions, serve
+
+    options = ServeOptions(
+        max_batch=args.max_batch,
+        max_delay_ms=args.max_delay_ms,
+        batching=not args.no_batching,
+        max_instances=args.max_instances,
+        max_body_mb=args.max_body_mb,
+        api_key=args.api_key,
+        which="latest" if args.latest else "best",
+    )
+    serve(args.models, host=args.host, port=args.port, threads=args.threads, options=options)
 
 
 def _cmd_tune(args: argparse.Namespace) -> None:
@@ -308,6 +341,8 @@ def _dispatch(args: argparse.Namespace) -> None:
             out=args.out,
         )
         print(text)
+    elif args.command == "serve":
+        _cmd_serve(args)
     elif args.command == "eval":
         from .runs.api import evaluate
 
