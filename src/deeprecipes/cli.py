@@ -178,6 +178,7 @@ def _add_deploy(sub: Any) -> None:
     s.add_argument("--batch", type=int, default=1, help="batch size of the latency comparison (default 1)")
     s.add_argument("--runs", type=int, default=200, help="timed calls per runtime (default 200)")
     s.add_argument("--calibration", type=int, default=500, help="inputs calibrating activations (static; 500)")
+    s.add_argument("--eval-subset", type=int, default=0, help="score on the first N test inputs (default 0: all)")
 
     s = sub.add_parser("profile", help="latency, per-operator times and FLOPs: PyTorch, ONNX Runtime, int8")
     s.add_argument("run_dir")
@@ -208,6 +209,7 @@ def _cmd_deploy(args: argparse.Namespace) -> None:
             batch=args.batch,
             runs=args.runs,
             calibration=args.calibration,
+            eval_subset=args.eval_subset,
         )
         print(result.report())
     else:

@@ -21,6 +21,7 @@ run's data transform state (scaling statistics, vocabulary, class names), from t
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -193,11 +194,16 @@ def _spec(name: str, value: np.ndarray) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
-    """Exporters warn and log at length (deprecations, skipped torchvision ops): keep the command's output short."""
+    """Exporters warn, log and print at length (deprecations, skipped torchvision ops, graph dumps of a model that
+    does not trace): keep the command's output to its own lines. Their errors still reach the caller."""
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)
     try:
-        with warnings.catch_warnings():
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+        ):
             warnings.simplefilter("ignore")
             yield
     finally:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from ..fileio import atomic_write_text, writing
 from ..runs.rundir import run_path
 from .export import ExportResult, export_target, ort_session, quiet
@@ -101,6 +102,7 @@ def quantize_run(
     batch: int = 1,
     runs: int = 200,
     calibration: int = 500,
+    eval_subset: int = 0,
 ) -> QuantizeResult:
     """Quantize a saved run's model to int8 and compare it with fp32.
 
@@ -115,15 +117,19 @@ def quantize_run(
         Batch size and timed calls of the latency comparison.
     calibration : int
         Inputs that calibrate activation ranges (static quantization).
+    eval_subset : int
+        Score on only the first N inputs of the split (0 = all: the full test set).
     """
     for name, value in (("batch", batch), ("runs", runs), ("calibration", calibration)):
         check_positive(name, value)
+    if not isinstance(eval_subset, int) or isinstance(eval_subset, bool) or eval_subset < 0:
+        raise ConfigError(f"eval_subset must be an int >= 0 (0 = the whole split), got {eval_subset!r}")
     target = load_target(run_dir, which=which, data_dir=data_dir)
     folder = target.run_dir / "deploy" if out is None else run_path(out, "out")
     int8 = build_int8(target, folder, calibration)
     threads = torch.get_num_threads()
     fp32_session, int8_session = ort_session(int8.fp32.path, threads), ort_session(int8.path, threads)
-    scores = _scores(target, {"onnxruntime fp32": fp32_session, "onnxruntime int8": int8_session})
+    scores = _scores(target, {"onnxruntime fp32": fp32_session, "onnxruntime int8": int8_session}, eval_subset)
     feeds = target.sample(batch)
     latency = [
         measure("pytorch fp32", torch_call(target.module, feeds), runs),
@@ -232,11 +238,13 @@ def gemm_to_matmul(model: Any) -> Any:
     return model
 
 
-def _scores(target: Target, sessions: dict[str, Any], chunk: int = 1000) -> dict[str, float]:
-    """Test accuracy of PyTorch and each session for a classifier; else each session's mean |output - fp32|."""
+def _scores(target: Target, sessions: dict[str, Any], subset: int = 0, chunk: int = 1000) -> dict[str, float]:
+    """Test accuracy of PyTorch and each session for a classifier; else each session's mean |output - fp32|; on the
+    first ``subset`` inputs of the split (0 = all)."""
+    n = min(subset, len(target.x)) if subset else len(target.x)
     outputs: dict[str, list[np.ndarray]] = {name: [] for name in ["pytorch fp32", *sessions]}
-    for start in range(0, len(target.x), chunk):
-        feeds = target.sample(chunk, start)
+    for start in range(0, n, chunk):
+        feeds = target.sample(min(chunk, n - start), start)
         with torch.no_grad():
             outputs["pytorch fp32"].append(as_numpy(target.module(*feeds.values()))[0])
         arrays = {k: v.numpy() for k, v in feeds.items()}
@@ -244,7 +252,7 @@ def _scores(target: Target, sessions: dict[str, Any], chunk: int = 1000) -> dict
             outputs[name].append(session.run(None, arrays)[0])
     joined = {name: np.concatenate(parts) for name, parts in outputs.items()}
     if target.is_classifier:
-        y = target.y.numpy()
+        y = target.y[:n].numpy()
         return {name: float((out.argmax(1) == y).mean()) for name, out in joined.items()}
     ref = joined["pytorch fp32"]
     return {name: float(np.abs(out - ref).mean()) for name, out in joined.items() if name != "pytorch fp32"}

@@ -10,6 +10,7 @@ split. Nothing here reads training data for training.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,9 +108,13 @@ def as_numpy(outputs: Any) -> list[np.ndarray]:
 
 
 def first_line(error: BaseException, limit: int = 300) -> str:
-    """The first non-blank line of an exception's message (exporters write pages), cut to ``limit`` characters."""
-    text = str(error).strip()
+    """The gist of an exception's message on one line: exporters write pages, colour codes and an "Exception
+    summary" section, whose first line is the reason; cut to ``limit`` characters."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()
+    if "## Exception summary" in text:
+        text = text.split("## Exception summary", 1)[1]
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(error).__name__)
+    line = re.sub(r"^<class '(?:[\w.]+\.)?(\w+)'>: ", r"\1: ", line)
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
