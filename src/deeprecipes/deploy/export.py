@@ -46,6 +46,8 @@ __all__ = ["FORMATS", "TOLERANCE", "MAX_BATCH", "ExportResult", "export_run", "e
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "executorch": ".pte"}
 #: largest absolute difference from PyTorch an export may show on the test inputs
 TOLERANCE = 1e-4
+#: ONNX operators whose weights the exporter reorders at run time
+RECURRENT_OPS = {"LSTM", "GRU", "RNN"}
 #: the largest batch an ExecuTorch program takes (its memory is planned for it)
 MAX_BATCH = 1024
 
@@ -232,8 +234,10 @@ def _write_onnx(target: Target, feeds: Feeds, path: Path) -> None:
                 dynamic_shapes=_batch_dims(feeds),
                 verbose=False,
             )
-            # fold what the exporter left to run time (an LSTM's gate-reordered weights), whatever their size
-            optimizer.optimize(program.model, input_size_limit=2**31 - 1, output_size_limit=2**31 - 1)
+            # the exporter leaves a recurrent layer's gate-reordered weights (Slice, Concat) to run time: fold them,
+            # whatever their size. Not elsewhere: folding a tied autoencoder's W.T would store W twice
+            if {node.op_type for node in program.model.graph} & RECURRENT_OPS:
+                optimizer.optimize(program.model, input_size_limit=2**31 - 1, output_size_limit=2**31 - 1)
     except Exception as e:  # the exporter raises many kinds: each is one line naming the model
         raise _failed(target, "onnx", e) from None
     program.save(str(path))
@@ -301,10 +305,18 @@ def _load_executorch(path: Path) -> Callable[[Feeds], list[np.ndarray]]:
     from executorch.runtime import Runtime
 
     try:
-        method = Runtime.get().load_program(str(path)).load_method("forward")
+        # from bytes: executorch 1.5.1 loading a .pte by its path ran XNNPACK kernels into a segfault on a tied
+        # autoencoder (the same program loaded from bytes runs)
+        program = Runtime.get().load_program(path.read_bytes())
+        method = program.load_method("forward")
     except Exception as e:
         raise DeployError(f"{path}: the ExecuTorch runtime cannot load it ({first_line(e)})") from None
-    return lambda feeds: as_numpy(method.execute(list(feeds.values())))
+
+    def run(feeds: Feeds) -> list[np.ndarray]:
+        # the method runs in the program's memory: the closure keeps the program alive (freed, it crashes)
+        return as_numpy(program and method.execute(list(feeds.values())))
+
+    return run
 
 
 def _need(module: str) -> Any:
