@@ -153,7 +153,11 @@ def max_abs_diff(module: nn.Module, runner: Callable[[Feeds], list[np.ndarray]],
     for feeds in batches:
         with torch.no_grad():
             expected = as_numpy(module(*feeds.values()))
-        got = runner(feeds)
+        try:
+            got = runner(feeds)
+        except Exception as e:  # a runtime refusing the exported program: one line
+            n = len(next(iter(feeds.values())))
+            raise DeployError(f"the exported model fails on {n} inputs: {first_line(e)}") from None
         if len(got) != len(expected) or any(g.shape != e.shape for g, e in zip(got, expected)):
             shapes = [tuple(g.shape) for g in got], [tuple(e.shape) for e in expected]
             raise DeployError(f"the exported model's outputs have shapes {shapes[0]}, PyTorch's {shapes[1]}")
@@ -314,7 +318,7 @@ def _load_executorch(path: Path) -> Callable[[Feeds], list[np.ndarray]]:
 
     def run(feeds: Feeds) -> list[np.ndarray]:
         # the method runs in the program's memory: the closure keeps the program alive (freed, it crashes)
-        return as_numpy(program and method.execute(list(feeds.values())))
+        return as_numpy(program and method.execute([v.contiguous() for v in feeds.values()]))
 
     return run
 

@@ -275,7 +275,8 @@ class RNNLanguageModel(Model):
             zeros = torch.zeros(self.num_layers, len(x), self.hidden_size, device=x.device)
             state = (zeros, zeros) if len(self.state_names) == 2 else zeros
         parts = state if isinstance(state, tuple) else (state,)
-        return {"token": x[:, -1], **{n: s.transpose(0, 1).contiguous() for n, s in zip(self.state_names, parts)}}
+        states = {n: s.transpose(0, 1).contiguous() for n, s in zip(self.state_names, parts)}
+        return {"token": x[:, -1].contiguous(), **states}
 
     def export_outputs(self) -> list[str]:
         return ["logits", *(f"{n}_next" for n in self.state_names)]
