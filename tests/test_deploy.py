@@ -177,3 +177,19 @@ def test_a_model_that_does_not_trace_is_one_line(mlp_run, tmp_path, monkeypatch,
     with pytest.raises(DeployError, match="does not export to executorch"):
         pytest.importorskip("executorch")
         export_run(mlp_run, format="executorch", out=out)
+
+
+def test_layer_table_counts_each_layer_once(mnist_small):
+    """Containers that are never called (a CNN's ModuleLists) add nothing; torch's fused LSTM is counted from its
+    sizes: 2 x 4 gates x hidden x (input + hidden) per step."""
+    from deeprecipes.deploy.profile import layer_table
+
+    cnn = deeprecipes.create_model("cnn", channels=[4, 8], dense=[16]).eval()
+    rows = {r.name: r for r in layer_table(cnn, {"x": mnist_small[:2]})}
+    assert set(rows) == {"convs.0", "convs.1", "dense.0", "readout"}
+    conv = cnn.convs[0]  # "same" padding: one output per pixel, each a product over in_channels x kernel
+    macs = 28 * 28 * conv.out_channels * conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1]
+    assert rows["convs.0"].flops == 2 * 2 * macs and all(r.flops > 0 for r in rows.values())
+    lstm = deeprecipes.create_model("lstm-classifier", hidden_size=16).eval()
+    rows = {r.name: r for r in layer_table(lstm, {"x": mnist_small[:3]})}
+    assert rows["lstm"].flops == 2 * 3 * 28 * 4 * 16 * (28 + 16) and rows["readout"].flops == 2 * 3 * 16 * 10

@@ -211,14 +211,23 @@ def layer_table(module: nn.Module, feeds: Feeds) -> list[LayerRow]:
     counts = counter.get_flop_counts()
     root = type(module).__name__
 
+    modules = dict(module.named_modules())
+    totals: dict[str, int] = {}
+
+    def children(name: str) -> list[str]:
+        return [f"{name}.{c}" if name else c for c, _ in modules[name].named_children()]
+
     def flops(name: str) -> int:
-        counted = sum(counts.get(f"{root}.{name}" if name else root, {}).values())
-        return counted + sum(v for k, v in recurrent.items() if k == name or k.startswith(f"{name}.") or not name)
+        """FLOPs of a module and its children; a container that is never called (a ModuleList) sums its children."""
+        if name not in totals:
+            counted = sum(counts.get(f"{root}.{name}" if name else root, {}).values())
+            counted += sum(v for k, v in recurrent.items() if k == name or k.startswith(f"{name}.") or not name)
+            totals[name] = max(counted, sum(flops(c) for c in children(name)))
+        return totals[name]
 
     rows = []
-    for name, m in module.named_modules():
-        children = [f"{name}.{c}" if name else c for c, _ in m.named_children()]
-        own = flops(name) - sum(flops(c) for c in children)
+    for name, m in modules.items():
+        own = flops(name) - sum(flops(c) for c in children(name))
         params = sum(p.numel() for p in m.parameters(recurse=False))
         if own or params:
             rows.append(LayerRow(name or "(model)", type(m).__name__, params, int(own)))
