@@ -290,10 +290,10 @@ def _load_torchscript(path: Path) -> Callable[[Feeds], list[np.ndarray]]:
 
 
 def _write_executorch(target: Target, feeds: Feeds, path: Path) -> None:
-    _need("executorch")
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.exir import to_edge_transform_and_lower
-
+    with quiet():  # importing executorch (and torchao) logs and prints about kernels this machine lacks
+        _need("executorch")
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+        from executorch.exir import to_edge_transform_and_lower
     try:
         with quiet():
             program = torch.export.export(
