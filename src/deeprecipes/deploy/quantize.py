@@ -80,7 +80,8 @@ class QuantizeResult:
             f"int8 ({self.method}): {self.int8_path}",
             f"  size: fp32 {self.fp32_bytes:,} bytes -> int8 {self.int8_bytes:,} bytes ({self.size_ratio:.3f}x)",
         ]
-        lines += [f"  {self.metric} {runtime}: {value:.4f}" for runtime, value in self.scores.items()]
+        shown = "{:.4f}" if self.metric.endswith("accuracy") else "{:.3g}"
+        lines += [f"  {self.metric} {runtime}: {shown.format(value)}" for runtime, value in self.scores.items()]
         if self.metric.endswith("accuracy") and "onnxruntime int8" in self.scores:
             drop = 100 * (self.scores["pytorch fp32"] - self.scores["onnxruntime int8"])
             lines.append(f"  accuracy lost: {drop:.2f} points")
