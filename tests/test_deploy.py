@@ -3,8 +3,9 @@ quantization, profiling, and bad input as one line with exit status 2.
 
 Two tiny runs are trained here (an MLP and a CNN, a few steps each on MNIST); the other families' export views (the
 LSTM classifier, the VAE decoder, the GAN generator, one step of a language model) are checked on fresh models fed
-real MNIST images, so that no slow recipe has to run. The LSTM classifier's and the GRU step's exports (6 s each)
-are marked slow: the LSTM language-model step covers the recurrent path."""
+real MNIST images, so that no slow recipe has to run. Marked slow (``pytest -m slow tests/test_deploy.py``): the
+ExecuTorch export, and the LSTM classifier's and the GRU step's ONNX exports (the LSTM language-model step covers
+the recurrent path)."""
 
 import json
 
@@ -43,7 +44,8 @@ def cnn_run(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "torchscript", "executorch"])
+# ExecuTorch's import and XNNPACK lowering cost ~10 s of CPU: slow (run with -m slow)
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript", pytest.param("executorch", marks=pytest.mark.slow)])
 def test_each_format_matches_pytorch_and_writes_the_transform_state(mlp_run, fmt, tmp_path):
     if fmt == "executorch":
         pytest.importorskip("executorch")
