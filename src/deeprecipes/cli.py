@@ -10,6 +10,9 @@
     deeprecipes sample RUN_DIR [--prime TEXT] [--temperature T] [--length N] [--seed S] [--best]
     deeprecipes serve RUN_DIR|NAME=RUN_DIR|NAME@VERSION=RUN_DIR... [--host H] [--port P] [--max-batch N]
                       [--max-delay-ms MS] [--no-batching] [--api-key KEY] (TensorFlow Serving's REST API)
+    deeprecipes export RUN_DIR --format onnx|torchscript|executorch [--out FILE] [--best]
+    deeprecipes quantize RUN_DIR [--out DIR] [--best]
+    deeprecipes profile RUN_DIR [--batch 1] [--runs 1000] [--best]
 
 Errors a user can cause print one line, ``error: ...``, and exit with status 2.
 """
@@ -38,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_saved_run(sub)
     _add_tune(sub)
     _add_serve(sub)
+    _add_deploy(sub)
     return p
 
 
@@ -187,6 +191,66 @@ def _cmd_serve(args: argparse.Namespace) -> None:
     serve(args.models, host=args.host, port=args.port, threads=args.threads, options=options)
 
 
+def _add_deploy(sub: Any) -> None:
+    """export, quantize and profile: deployment of a saved run (deeprecipes.deploy)."""
+    s = sub.add_parser(
+        "export", help="export a saved run's model (ONNX, TorchScript or ExecuTorch), checked against PyTorch"
+    )
+    s.add_argument("run_dir")
+    s.add_argument(
+        "--format",
+        required=True,
+        choices=("onnx", "torchscript", "executorch"),
+        help="onnx (dynamo exporter, dynamic batch), torchscript (torch.jit.trace), executorch (.pte, XNNPACK)",
+    )
+    s.add_argument("--out", help="the model file (default RUN_DIR/deploy/model.onnx|.pt|.pte); FILE.json goes beside")
+    s.add_argument("--samples", type=int, default=256, help="test inputs the export is checked on (default 256)")
+
+    s = sub.add_parser("quantize", help="post-training int8 (onnxruntime): size, accuracy and latency before/after")
+    s.add_argument("run_dir")
+    s.add_argument("--out", help="folder of model.onnx and model.int8.onnx (default RUN_DIR/deploy)")
+    s.add_argument("--batch", type=int, default=1, help="batch size of the latency comparison (default 1)")
+    s.add_argument("--runs", type=int, default=200, help="timed calls per runtime (default 200)")
+    s.add_argument("--calibration", type=int, default=500, help="inputs calibrating activations (static; 500)")
+    s.add_argument("--eval-subset", type=int, default=0, help="score on the first N test inputs (default 0: all)")
+
+    s = sub.add_parser("profile", help="latency, per-operator times and FLOPs: PyTorch, ONNX Runtime, int8")
+    s.add_argument("run_dir")
+    s.add_argument("--batch", type=int, default=1, help="test inputs per call (default 1)")
+    s.add_argument("--runs", type=int, default=1000, help="timed calls per runtime after warm-up (default 1000)")
+    s.add_argument("--top", type=int, default=15, help="operators shown per runtime (default 15)")
+    for name in ("export", "quantize", "profile"):
+        s = sub.choices[name]
+        s.add_argument("--best", action="store_true", help="use the best checkpoint instead of the latest")
+        s.add_argument("--data-dir", help="where the run's data (test inputs) are looked for first")
+
+
+def _cmd_deploy(args: argparse.Namespace) -> None:
+    from . import deploy
+
+    which = "best" if args.best else "latest"
+    if args.command == "export":
+        result = deploy.export_run(
+            args.run_dir, format=args.format, out=args.out, which=which, data_dir=args.data_dir, samples=args.samples
+        )
+        print(result.report())
+    elif args.command == "quantize":
+        result = deploy.quantize_run(
+            args.run_dir,
+            out=args.out,
+            which=which,
+            data_dir=args.data_dir,
+            batch=args.batch,
+            runs=args.runs,
+            calibration=args.calibration,
+            eval_subset=args.eval_subset,
+        )
+        print(result.report())
+    else:
+        result = deploy.profile_run(args.run_dir, batch=args.batch, runs=args.runs, which=which, data_dir=args.data_dir)
+        print(result.report(top=args.top))
+
+
 def _cmd_tune(args: argparse.Namespace) -> None:
     from .tuning import format_table, parse_grid_option, parse_space_option, tune
 
@@ -327,6 +391,8 @@ def _dispatch(args: argparse.Namespace) -> None:
         print(save_activations(args.out, x_min=args.range[0], x_max=args.range[1]))
     elif args.command == "tune":
         _cmd_tune(args)
+    elif args.command in ("export", "quantize", "profile"):
+        _cmd_deploy(args)
     elif args.command == "sample":
         from .runs.api import sample
 

@@ -11,6 +11,10 @@ fits:
   autograd at all (RBM contrastive divergence), an environment loop (reinforcement learning).
 - ``eval_step(batch)``: per-sample metrics, averaged over the whole evaluation set by the engine (or summed, for
   names in ``summed_metrics``).
+
+Deployment (:mod:`deeprecipes.deploy`) asks a model for its export view: ``export_module()`` (the module a client
+runs: the model itself by default; a VAE's decoder, a GAN's generator, one step of a language model),
+``export_inputs(x)`` (its named inputs, made from real inputs of the run's data) and ``export_outputs()``.
 """
 
 from __future__ import annotations
@@ -113,6 +117,21 @@ class Model(nn.Module):
     def weight_images(self) -> dict[str, torch.Tensor]:
         """Learned filters as images: name -> tensor (n, H, W). Empty when the model has none."""
         return {}
+
+    def export_module(self) -> nn.Module:
+        """The module a deployment runs (export, quantization, serving): the model itself by default. Its forward
+        takes the tensors of :meth:`export_inputs`, in that order, and returns those named by
+        :meth:`export_outputs`."""
+        return self
+
+    def export_inputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The named inputs of :meth:`export_module`, made from ``x``, a batch of real inputs of the run's data (test
+        inputs); axis 0 of every one is the batch. ``{"x": x}`` by default."""
+        return {"x": x}
+
+    def export_outputs(self) -> list[str]:
+        """The names of :meth:`export_module`'s outputs, in order (default: one, ``output``)."""
+        return ["output"]
 
     def figures(self, data: Any, fig_dir: Path, title: str) -> list[Path]:
         """Pictures only this model knows how to draw (a fitted line over the data, feature maps of one digit, a 2-D

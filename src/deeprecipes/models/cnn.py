@@ -166,7 +166,7 @@ class CNN(Classifier):
                 f"model '{NAME}' expects images of {c}x{h}x{w} = {c * h * w} values each, "
                 f"got input of shape {tuple(x.shape)}"
             )
-        x = x.reshape(len(x), c, h, w)
+        x = x.reshape(x.shape[0], c, h, w)  # shape[0], not len(x): a traced batch size stays free
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def check_data(self, x: torch.Tensor) -> None:

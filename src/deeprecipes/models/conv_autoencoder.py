@@ -105,7 +105,7 @@ class ConvDenoisingAutoencoder(Model):
             raise DataError(
                 f"model '{NAME}' expects images of {h}x{w} = {h * w} values each, got input of shape {tuple(x.shape)}"
             )
-        return x.reshape(len(x), 1, h, w)
+        return x.reshape(x.shape[0], 1, h, w)  # shape[0], not len(x): a traced batch size stays free
 
     def check_data(self, x: torch.Tensor) -> None:
         """Raise ConfigError when ``x`` is not a batch of H x W images or has values outside [0, 1], which the

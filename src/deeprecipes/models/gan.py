@@ -233,6 +233,17 @@ class ImageGAN(Model):
         p_fake = torch.sigmoid(self.discriminator(fake).float()).reshape(-1)
         return {"d_real": p_real, "d_fake": p_fake, "d_accuracy": ((p_real > 0.5).float() + (p_fake < 0.5).float()) / 2}
 
+    def export_module(self) -> nn.Module:
+        """The generator: noise (batch, noise_dim) -> pixel intensities (batch, C*H*W) in [0, 1], as ``forward``."""
+        return nn.Sequential(self.generator, nn.Sigmoid())
+
+    def export_inputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Noise for as many images as ``x`` holds, seeded (the generator's inputs are noise, not data)."""
+        return {"z": self.noise(len(x), torch.Generator().manual_seed(0))}
+
+    def export_outputs(self) -> list[str]:
+        return ["pixels"]
+
     @torch.no_grad()
     def sample_images(self, n: int, seed: int = 0) -> torch.Tensor:
         """``n`` generated images, (n, H, W) or (n, 3, H, W), from noise seeded by ``seed``, in chunks of 1,000."""

@@ -15,7 +15,8 @@
 Evaluation reports the mean cross-entropy per token (``loss``, nats) and ``bpc`` (bits per token, loss / ln 2);
 at the end of a run ``reference_metrics`` adds ``val_perplexity`` and ``test_perplexity`` (exp of the mean loss).
 The vocabulary is kept in the weights (``vocab_codes``), so ``generate_text`` (and :func:`deeprecipes.sample` on a
-saved run) need no data.
+saved run) need no data. Its export view (``export_module``) is one step of the recurrence, :class:`LanguageModelStep`:
+a token and the state in, the next token's logits and the new state out, every tensor batch-first.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from .cells import detach_state, make_rnn, run_rnn
 if TYPE_CHECKING:
     from ..training.engine import Engine
 
-__all__ = ["RNNLanguageModel"]
+__all__ = ["RNNLanguageModel", "LanguageModelStep", "LSTMLanguageModelStep"]
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +254,34 @@ class RNNLanguageModel(Model):
         return out
 
     # ------------------------------------------------------------------------------------------------------------
+    # deployment: one step of the recurrence
+
+    @property
+    def state_names(self) -> list[str]:
+        """The parts of the recurrent state: ``h`` and, for LSTMs, ``c``."""
+        return ["h", "c"] if self.cell in ("lstm", "peephole-lstm") else ["h"]
+
+    def export_module(self) -> nn.Module:
+        return LSTMLanguageModelStep(self) if len(self.state_names) == 2 else LanguageModelStep(self)
+
+    @torch.no_grad()
+    def export_inputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The last token of each window of ``x`` (batch, steps) and the state the model reached over the tokens
+        before it (zeros for one-token windows): ``token`` (batch,), ``h`` [and ``c``] (batch, layers, hidden)."""
+        x = x.long()
+        if x.shape[1] > 1:
+            state = self(x[:, :-1])[1]
+        else:
+            zeros = torch.zeros(self.num_layers, len(x), self.hidden_size, device=x.device)
+            state = (zeros, zeros) if len(self.state_names) == 2 else zeros
+        parts = state if isinstance(state, tuple) else (state,)
+        states = {n: s.transpose(0, 1).contiguous() for n, s in zip(self.state_names, parts)}
+        return {"token": x[:, -1].contiguous(), **states}
+
+    def export_outputs(self) -> list[str]:
+        return ["logits", *(f"{n}_next" for n in self.state_names)]
+
+    # ------------------------------------------------------------------------------------------------------------
     # generation
 
     def vocabulary(self) -> Any:
@@ -310,3 +339,27 @@ class RNNLanguageModel(Model):
 
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
+
+
+class LanguageModelStep(nn.Module):
+    """One step of an :class:`RNNLanguageModel` with one state tensor (rnn, gru), batch-first for export:
+    token (batch,) int64, h (batch, layers, hidden) -> logits (batch, vocab), h_next (batch, layers, hidden)."""
+
+    def __init__(self, model: RNNLanguageModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def step(self, token: torch.Tensor, state: Any) -> tuple[torch.Tensor, ...]:
+        logits, new = self.model(token[:, None], state)
+        parts = new if isinstance(new, tuple) else (new,)
+        return (logits[:, 0], *(s.transpose(0, 1) for s in parts))
+
+    def forward(self, token: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.step(token, h.transpose(0, 1).contiguous())
+
+
+class LSTMLanguageModelStep(LanguageModelStep):
+    """:class:`LanguageModelStep` for LSTMs: token, h, c -> logits, h_next, c_next (states batch-first)."""
+
+    def forward(self, token: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
+        return self.step(token, (h.transpose(0, 1).contiguous(), c.transpose(0, 1).contiguous()))

@@ -186,6 +186,19 @@ class VAE(Model):
         self.train(was)
         return {"test_nll": -total / len(x)}
 
+    # -- deployment ---------------------------------------------------------------------------------------------
+    def export_module(self) -> nn.Module:
+        """The decoder: z (batch, n_latent) -> pixel probabilities (batch, n_visible), as :meth:`decode`."""
+        return nn.Sequential(self.decoder, nn.Sigmoid())
+
+    @torch.no_grad()
+    def export_inputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Codes of real images: the posterior means of ``x``."""
+        return {"z": self.encode(x)}
+
+    def export_outputs(self) -> list[str]:
+        return ["pixels"]
+
     # -- pictures -----------------------------------------------------------------------------------------------
     @torch.no_grad()
     def sample_images(self, n: int, seed: int = 0) -> torch.Tensor:
