@@ -23,6 +23,7 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,14 +57,22 @@ class EnvironmentLoop:
         progress: bool | None = None,
         episodic_life: bool = False,
         log_every: int = 50,
+        evaluate: Callable[[], dict[str, float]] | None = None,
+        eval_every: int = 0,
+        max_episodes: int = 0,
     ) -> None:
         self.agent, self.source, self.engine = agent, source, engine
         self.max_steps, self.run_dir, self.clock = max_steps, run_dir, clock
-        self.checkpoint_every = checkpoint_every or max(max_steps // 10, 1)
+        self.max_episodes = max_episodes
+        self.checkpoint_every = checkpoint_every or (max(max_steps // 10, 1) if max_steps else 10_000)
         self.live = sys.stderr.isatty() if progress is None else progress
         self.episodic_life, self.log_every = episodic_life, log_every
         self.last_checkpoint = 0
         self.writer: Any = None
+        self.evaluate, self.eval_every = evaluate, eval_every
+        # periodic greedy evaluations: the best one's weights are the "best" checkpoint
+        self.evals: dict[str, Any] = {"last": 0, "best": None, "best_step": None, "solved_step": None, "solved_s": None}
+        self.target: float | None = None  # the return that counts as solved (the recipe's target)
 
     # -------------------------------------------------------------------------------------------------------------
     # state
@@ -74,15 +83,45 @@ class EnvironmentLoop:
             "source": self.source.state_dict(),
             "engine": self.engine.state_dict(),
             "clock": self.clock.state_dict() if self.clock is not None else {},
+            "evals": dict(self.evals),
         }
 
-    def save(self) -> Path | None:
+    def save(self, best_value: float | None = None) -> Path | None:
         if self.run_dir is None:
             return None
         s = self.source
         name = f"ckpt-e{s.episodes:07d}-s{s.steps:09d}"
         self.last_checkpoint = s.steps
-        return save_checkpoint(self.run_dir / "checkpoints", name, self.engine.model.state_dict(), self.state_dict())
+        weights, state = self.engine.model.state_dict(), self.state_dict()
+        return save_checkpoint(self.run_dir / "checkpoints", name, weights, state, best_value=best_value)
+
+    def _periodic_eval(self) -> None:
+        """A greedy evaluation every ``eval_every`` steps (between episodes; it draws from no training generator);
+        a new best is checkpointed as the run's best."""
+        s = self.source
+        if self.evaluate is None or not self.eval_every or s.steps - self.evals["last"] < self.eval_every:
+            return
+        ev = self.evals
+        ev["last"] = s.steps
+        metrics = self.evaluate()
+        mean = metrics["eval_return_mean"]
+        if self.writer is not None:
+            with writing_events(self.run_dir / "tb"):
+                self.writer.add_scalar("eval/return_mean", mean, s.steps)
+                self.writer.add_scalar("eval/return_std", metrics["eval_return_std"], s.steps)
+        log.info("evaluation at step %d: return %.1f +- %.1f", s.steps, mean, metrics["eval_return_std"])
+        if self.target is not None and mean >= self.target and ev["solved_step"] is None:
+            ev["solved_step"] = s.steps
+            ev["solved_s"] = round(self.clock.elapsed(), 2) if self.clock is not None else None
+        if ev["best"] is None or mean > ev["best"]:
+            ev["best"], ev["best_step"] = mean, s.steps
+            self.save(best_value=mean)
+
+    def _done(self) -> bool:
+        s = self.source
+        steps_done = bool(self.max_steps) and s.steps >= self.max_steps
+        episodes_done = bool(self.max_episodes) and s.episodes >= self.max_episodes
+        return steps_done or episodes_done or self.agent.finished
 
     def _has_checkpoint(self) -> bool:
         return self.run_dir is None or bool(read_index(self.run_dir / "checkpoints").get("latest"))
@@ -99,6 +138,7 @@ class EnvironmentLoop:
         self.source.load_state_dict(state["source"])
         if self.clock is not None:
             self.clock.load_state_dict(state["clock"])
+        self.evals.update(state.get("evals", {}))
         self.last_checkpoint = self.source.steps
         return path
 
@@ -111,7 +151,7 @@ class EnvironmentLoop:
         bar = self._bar()
         t0, s0 = time.perf_counter(), self.source.steps
         try:
-            while self.source.steps < self.max_steps and not self.agent.finished:
+            while not self._done():
                 before = self.source.steps
                 record = self._episode()
                 if bar is not None:
@@ -122,13 +162,14 @@ class EnvironmentLoop:
                         mean100=f"{record['return_mean100']:.1f}",
                         refresh=False,
                     )
-                elif self.source.steps * 10 // self.max_steps > before * 10 // self.max_steps:
+                elif self._tenth(before):
                     fps = (self.source.steps - s0) / max(time.perf_counter() - t0, 1e-9)
                     log.info(
-                        "step %d/%d  episode %d  return %.1f  mean100 %.1f  (%.0f steps/s)",
-                        *(self.source.steps, self.max_steps, record["episode"], record["return"]),
+                        "step %d  episode %d  return %.1f  mean100 %.1f  (%.0f steps/s)",
+                        *(self.source.steps, record["episode"], record["return"]),
                         *(record["return_mean100"], fps),
                     )
+                self._periodic_eval()
                 if self.source.steps - self.last_checkpoint >= self.checkpoint_every:
                     self.save()
             if self.source.steps != self.last_checkpoint or not self._has_checkpoint():
@@ -139,6 +180,13 @@ class EnvironmentLoop:
             if self.writer is not None:
                 close_events(self.writer)
         return self.history()
+
+    def _tenth(self, before: int) -> bool:
+        """Whether the last episode crossed a tenth of the run (in steps, or in episodes when only they count)."""
+        if self.max_steps:
+            return self.source.steps * 10 // self.max_steps > before * 10 // self.max_steps
+        n, total = self.source.episodes, max(self.max_episodes, 1)
+        return n * 10 // total > (n - 1) * 10 // total
 
     def _episode(self) -> dict[str, Any]:
         agent, source = self.agent, self.source

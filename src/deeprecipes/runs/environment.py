@@ -23,7 +23,7 @@ from ..registry import AGENTS, MODELS, create_model
 from ..rl.envs import EnvSource, check_env_id, make_env
 from ..rl.loop import EnvironmentLoop, evaluate_agent
 from ..training.callbacks import WallClock
-from ..training.checkpoint import atomic_write_text
+from ..training.checkpoint import atomic_write_text, load_checkpoint
 from ..training.setup import make_engine
 from ..viz import save_curves
 from . import report
@@ -103,13 +103,13 @@ class EnvironmentPhase(Phase):
 
     def check(self, cfg: RecipeConfig, model: Any) -> None:
         check_env_id(cfg.env.id)
-        if not cfg.train.max_steps:
-            raise ConfigError("train.max_steps must be set (environment steps) for a recipe with [env]")
+        if not cfg.train.max_steps and not cfg.env.episodes:
+            raise ConfigError("a recipe with [env] sets train.max_steps (environment steps) or env.episodes")
 
     def run(self, parts: RunParts, *, resume: bool) -> dict[str, Any]:
-        cfg = parts.cfg
+        cfg, agent = parts.cfg, parts.agent
         loop = EnvironmentLoop(
-            parts.agent,
+            agent,
             parts.env,
             parts.engine,
             max_steps=cfg.train.max_steps,
@@ -119,17 +119,25 @@ class EnvironmentPhase(Phase):
             progress=parts.progress,
             episodic_life=cfg.env.wrappers == "atari",
             log_every=cfg.train.log_every,
+            # periodic evaluations are seeded apart from the final one, which then measures the weights they chose
+            evaluate=lambda: evaluate_agent(agent, cfg.env, cfg.train.seed + 1, cfg.env.eval_during),
+            eval_every=cfg.env.eval_every,
+            max_episodes=cfg.env.episodes,
         )
+        if cfg.target.metric == "eval_return_mean" and cfg.target.value is not None:
+            loop.target = cfg.target.value
         restored = loop.restore() if resume else None
         if restored is not None:
             parts.resumed_from = {"checkpoint": f"checkpoints/{restored.name}", "step": parts.env.steps, "passed_over": None}
             log.info("resuming %s at episode %d (environment step %d)", parts.run_dir, parts.env.episodes, parts.env.steps)
         else:
-            parts.agent.prepare(make_env(cfg.env))
+            agent.prepare(make_env(cfg.env))
         history = loop.run()
         parts.env.close()
+        if cfg.env.use_best and loop.evals["best"] is not None and parts.run_dir is not None:
+            parts.model.load_state_dict(load_checkpoint(parts.run_dir / "checkpoints", "best")[0])
         gif = None if parts.run_dir is None or not cfg.env.gif else parts.run_dir / "figures" / "episode.gif"
-        metrics = evaluate_agent(parts.agent, cfg.env, cfg.train.seed, cfg.env.eval_episodes, gif=gif)
+        metrics = evaluate_agent(agent, cfg.env, cfg.train.seed, cfg.env.eval_episodes, gif=gif)
         returns = [h["return"] for h in history]
         metrics.update(
             env_steps=parts.env.steps,
@@ -137,7 +145,12 @@ class EnvironmentPhase(Phase):
             train_return_last100=float(np.mean(returns[-100:])) if returns else float("nan"),
             train_length_last100=float(np.mean([h["length"] for h in history][-100:])) if history else float("nan"),
         )
-        results = getattr(parts.agent, "results", None)
+        ev = loop.evals
+        if ev["best"] is not None:
+            metrics.update(best_eval_return=ev["best"], best_eval_step=ev["best_step"])
+        if ev["solved_step"] is not None:
+            metrics.update(solved_step=ev["solved_step"], solved_wall_s=ev["solved_s"])
+        results = getattr(agent, "results", None)
         return {"metrics": metrics, "history": history, "agent": results() if callable(results) else {}, "gif": gif}
 
 
@@ -189,9 +202,17 @@ def write_record(parts: RunParts) -> None:
     atomic_write_text(parts.run_dir / MODEL_FILE, json.dumps(env_record(parts), indent=1))
 
 
-def play(run_dir: str | Path, *, episodes: int = 10, gif: str | Path | None = None, which: str = "latest", seed: int | None = None) -> dict[str, float]:
+def play(
+    run_dir: str | Path,
+    *,
+    episodes: int = 10,
+    gif: str | Path | None = None,
+    which: str = "best",
+    seed: int | None = None,
+) -> dict[str, float]:
     """Evaluate a saved agent (rebuilt by :func:`deeprecipes.load_run`, no training) over ``episodes`` episodes;
-    mean and std of return and length. With ``gif``, the first episode is also saved there."""
+    mean and std of return and length. With ``gif``, the first episode is also saved there. ``which="best"`` is
+    the checkpoint the run's periodic evaluations chose (the latest when it made none)."""
     run_dir = run_path(run_dir)
     cfg = read_config(run_dir)
     if not cfg.env.id:
