@@ -162,7 +162,7 @@ def _cli(*args: str) -> list[str]:
 
 
 def test_kill_9_then_resume_of_a_dqn_run_from_the_command_line(tmp_path):
-    overrides = {**DQN_SMALL, "train.max_steps": 1500}
+    overrides = {**DQN_SMALL, "train.max_steps": 900}
     deeprecipes.run("dqn-cartpole", overrides=overrides, out=tmp_path / "whole", progress=False)
     sets = [f"--set={k}={json.dumps(v)}" for k, v in overrides.items()]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
@@ -198,3 +198,61 @@ def test_envs_and_play_commands(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "close matches: CartPole-v1" in err and err.count("\n") == 1
     assert main(["-q", "play", str(tmp_path / "r"), "--episodes", "0"]) == 2
+
+
+def test_karpathy_pong_preprocessing_and_returns_that_restart_at_each_point():
+    from deeprecipes.rl.base import discounted
+    from deeprecipes.rl.reinforce import pong_frame
+
+    frame = np.full((210, 160, 3), 144, np.uint8)  # background
+    frame[101, 80] = (236, 236, 236)  # the ball, on a row and column the [::2, ::2] downsampling keeps
+    x = pong_frame(frame)
+    assert x.shape == (80, 80) and x.sum() == 1 and x[(101 - 35) // 2, 40] == 1
+    np.testing.assert_allclose(discounted([0, 0, 1, 0, -1], 0.5), [0.25 - 0.0625, 0.5 - 0.125, 1 - 0.25, -0.5, -1])
+    resets = [r != 0 for r in [0, 0, 1, 0, -1]]
+    np.testing.assert_allclose(discounted([0, 0, 1, 0, -1], 0.5, resets), [0.25, 0.5, 1, -0.5, -1])
+
+
+def test_book_q_learning_fits_its_scaler_on_uniform_noise_and_the_fix_on_states(tmp_path):
+    short = {"env.episodes": 3, "env.eval_episodes": 1, "env.gif": False}
+    book = deeprecipes.run("q-learning-cartpole", overrides=short, out=tmp_path / "book", progress=False)
+    fixed = deeprecipes.run("q-learning-cartpole-fixed", overrides=short, out=tmp_path / "fixed", progress=False)
+    assert book.metrics["episodes"] == 3 and book.summary["config"]["env"]["id"] == "CartPole-v0"
+    assert torch.allclose(book.model.scaler_mean, torch.full((4,), 0.5, dtype=torch.float32), atol=0.01)
+    assert abs(float(fixed.model.scaler_mean[2])) < 0.05  # pole angles of random play centre on 0
+    assert book.model.rbf_weights.shape == (4, 4, 500)
+    eps = [json.loads(line)["epsilon"] for line in (tmp_path / "book" / "metrics.jsonl").read_text().splitlines()]
+    assert eps == pytest.approx([1 / np.sqrt(2), 1 / np.sqrt(3), 1 / np.sqrt(4)])  # eps = 1/sqrt(n+1), after episode n
+
+
+ATARI_TINY = {
+    "gym-random-agent": {"env.max_episode_steps": 200},
+    "random-search-pacman": {
+        "agent.candidates": 2,
+        "agent.episodes_per_candidate": 1,
+        "env.max_episode_steps": 100,
+        "env.eval_episodes": 1,
+    },
+    "dqn-atari": {
+        "env.episodes": 0,
+        "train.max_steps": 120,
+        "agent.learning_starts": 60,
+        "agent.buffer_size": 200,
+        "agent.train_freq": 10,
+        "env.max_episode_steps": 200,
+        "env.eval_episodes": 1,
+    },
+    "policy-gradient-pong": {"env.episodes": 2, "env.max_episode_steps": 100, "env.eval_episodes": 1},
+}
+
+
+@pytest.mark.parametrize("recipe", ATARI_TINY)
+def test_atari_recipes_run_end_to_end_on_tiny_budgets(recipe, tmp_path):
+    pytest.importorskip("ale_py")
+    result = deeprecipes.run(recipe, overrides=ATARI_TINY[recipe], out=tmp_path, progress=False)
+    assert (tmp_path / "figures" / "episode.gif").read_bytes()[:3] == b"GIF"
+    assert result.metrics["eval_length_mean"] > 0 and result.metrics["episodes"] >= 1
+    if recipe == "random-search-pacman":
+        assert len(result.summary["agent"]["candidate_mean_lengths"]) == 2
+    if recipe == "dqn-atari":
+        assert result.model.conv[0].in_channels == 4  # a stack of 4 frames of 84x84
