@@ -57,7 +57,8 @@ def ppo_settings() -> dict[str, Any]:
 
 
 def ours(seed: int, out: str) -> tuple[float | None, int | None]:
-    overrides = {"env.eval_every": EVAL_EVERY, "env.eval_during": EVAL_EPISODES, "env.eval_episodes": 10, "env.gif": False}
+    overrides = {"env.eval_every": EVAL_EVERY, "env.eval_during": EVAL_EPISODES, "env.eval_episodes": 10}
+    overrides["env.gif"] = False
     result = deeprecipes.run("dqn-cartpole", seed=seed, overrides=overrides, out=out, progress=False)
     return result.metrics.get("solved_wall_s"), result.metrics.get("solved_step")
 
