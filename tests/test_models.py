@@ -535,7 +535,14 @@ SIGNATURE_DEFAULTS = {
     "rbf-q-linear": {"n_inputs": 4, "n_actions": 2, "n_components": 500, "n_samplers": 4},
     "policy-mlp": {"n_inputs": 4, "n_actions": 2, "hidden": None, "bias": True, "init": "torch"},
     "sigmoid-policy": {"n_inputs": 33600, "n_actions": 9},
-    "actor-critic-mlp": {"n_inputs": 4, "n_actions": 2, "hidden": None, "value_coef": 0.5, "entropy_coef": 0.0},
+    "actor-critic-mlp": {
+        "n_inputs": 4,
+        "n_actions": 2,
+        "hidden": None,
+        "shared": False,
+        "value_coef": 0.5,
+        "entropy_coef": 0.0,
+    },
 }
 
 

@@ -222,21 +222,23 @@ class SigmoidPolicy(PolicyNetwork):
 
 @register_model("actor-critic-mlp")
 class ActorCriticMLP(PolicyNetwork):
-    """A2C: a shared tanh body, a policy head (logits) and a value head; ``forward`` gives the logits."""
+    """A2C: a policy (logits) and a value function, each an MLP of tanh layers (``shared``: one body, two heads;
+    by default two bodies, as Stable-Baselines3's MlpPolicy); ``forward`` gives the logits."""
 
     def __init__(
         self,
         n_inputs: PositiveInt = 4,
         n_actions: PositiveInt = 2,
         hidden: list[int] | None = None,
+        shared: bool = False,
         value_coef: NonNegative = 0.5,
         entropy_coef: NonNegative = 0.0,
     ) -> None:
         super().__init__()
         self.hidden = [64, 64] if hidden is None else list(hidden)
         self.value_coef, self.entropy_coef = value_coef, entropy_coef
-        self.body = _mlp([n_inputs, *self.hidden], activation=nn.Tanh)
-        self.body.append(nn.Tanh())
+        self.body = nn.Sequential(_mlp([n_inputs, *self.hidden], activation=nn.Tanh), nn.Tanh())
+        self.value_body = self.body if shared else nn.Sequential(_mlp([n_inputs, *self.hidden], nn.Tanh), nn.Tanh())
         self.pi = nn.Linear(self.hidden[-1], n_actions)
         self.v = nn.Linear(self.hidden[-1], 1)
 
@@ -244,13 +246,12 @@ class ActorCriticMLP(PolicyNetwork):
         return self.pi(self.body(x.float().flatten(1)))
 
     def value(self, x: torch.Tensor) -> torch.Tensor:
-        return self.v(self.body(x.float().flatten(1))).squeeze(1)
+        return self.v(self.value_body(x.float().flatten(1))).squeeze(1)
 
     def _parts(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         obs, actions, returns = batch[:3]
-        h = self.body(obs.float().flatten(1))
-        dist = torch.distributions.Categorical(logits=self.pi(h))
-        values = self.v(h).squeeze(1)
+        dist = torch.distributions.Categorical(logits=self(obs))
+        values = self.value(obs)
         advantage = (returns.float() - values).detach()
         policy = -dist.log_prob(actions.long()) * advantage
         return policy, (returns.float() - values) ** 2, dist.entropy()
