@@ -24,13 +24,13 @@ from deeprecipes.training.checkpoint import decode, encode, load_checkpoint  # n
 
 # a DQN that learns within a few hundred steps and checkpoints often
 DQN_SMALL = {
-    "train.max_steps": 600,
-    "train.checkpoint_every": 100,
+    "train.max_steps": 400,
+    "train.checkpoint_every": 80,
     "agent.learning_starts": 100,
     "agent.train_freq": 8,
     "agent.gradient_steps": 2,
     "agent.batch_size": 32,
-    "agent.buffer_size": 400,  # smaller than the run: the ring wraps
+    "agent.buffer_size": 300,  # smaller than the run: the ring wraps
     "agent.eps_steps": 300,
     "model.hidden": [32, 32],
     "env.eval_episodes": 2,
@@ -139,17 +139,17 @@ def _crash_after(monkeypatch, steps: int) -> None:
 def test_dqn_run_and_an_interrupted_one_resumed_end_with_identical_weights(tmp_path, monkeypatch):
     whole = deeprecipes.run("dqn-cartpole", overrides=DQN_SMALL, out=tmp_path / "whole", progress=False)
     assert {"eval_return_mean", "eval_return_std", "episodes", "env_steps"} <= set(whole.metrics)
-    assert whole.metrics["env_steps"] >= 600 and whole.summary["phases"] == ["rl"]
+    assert whole.metrics["env_steps"] >= 400 and whole.summary["phases"] == ["rl"]
     records = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
     assert [r["episode"] for r in records] == list(range(1, len(records) + 1))
     assert any(p.name.startswith("events") for p in (tmp_path / "whole" / "tb").iterdir())
 
     with monkeypatch.context() as m:
-        _crash_after(m, 350)
+        _crash_after(m, 250)
         with pytest.raises(KeyboardInterrupt):
             deeprecipes.run("dqn-cartpole", overrides=DQN_SMALL, out=tmp_path / "cut", progress=False)
     resumed = deeprecipes.resume(tmp_path / "cut", progress=False)
-    assert resumed.summary["resumed_from"]["step"] < 350
+    assert resumed.summary["resumed_from"]["step"] < 250
     a, b = load_checkpoint(tmp_path / "whole" / "checkpoints")[0], load_checkpoint(tmp_path / "cut" / "checkpoints")[0]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert resumed.metrics == pytest.approx(whole.metrics)
@@ -162,7 +162,7 @@ def _cli(*args: str) -> list[str]:
 
 
 def test_kill_9_then_resume_of_a_dqn_run_from_the_command_line(tmp_path):
-    overrides = {**DQN_SMALL, "train.max_steps": 900}
+    overrides = {**DQN_SMALL, "train.max_steps": 700}
     deeprecipes.run("dqn-cartpole", overrides=overrides, out=tmp_path / "whole", progress=False)
     sets = [f"--set={k}={json.dumps(v)}" for k, v in overrides.items()]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
@@ -235,14 +235,14 @@ ATARI_TINY = {
     },
     "dqn-atari": {
         "env.episodes": 0,
-        "train.max_steps": 120,
-        "agent.learning_starts": 60,
+        "train.max_steps": 80,
+        "agent.learning_starts": 40,
         "agent.buffer_size": 200,
         "agent.train_freq": 10,
         "env.max_episode_steps": 200,
         "env.eval_episodes": 1,
     },
-    "policy-gradient-pong": {"env.episodes": 2, "env.max_episode_steps": 100, "env.eval_episodes": 1},
+    "policy-gradient-pong": {"env.episodes": 1, "env.max_episode_steps": 100, "env.eval_episodes": 1},
 }
 
 
