@@ -125,15 +125,15 @@ def test_agent_refuses_an_action_space_it_cannot_handle(tmp_path):
     assert not (tmp_path / "r").exists()  # a start that failed leaves nothing behind
 
 
-def _crash_after(monkeypatch, steps: int) -> None:
-    observe = DQN.observe
+def _crash_after(monkeypatch, steps: int, agent: type = DQN) -> None:
+    observe = agent.observe
 
     def crashing(self, *args):
         if self.steps == steps:
             raise KeyboardInterrupt
         return observe(self, *args)
 
-    monkeypatch.setattr(DQN, "observe", crashing)
+    monkeypatch.setattr(agent, "observe", crashing)
 
 
 def test_dqn_run_and_an_interrupted_one_resumed_end_with_identical_weights(tmp_path, monkeypatch):
@@ -256,3 +256,23 @@ def test_atari_recipes_run_end_to_end_on_tiny_budgets(recipe, tmp_path):
         assert len(result.summary["agent"]["candidate_mean_lengths"]) == 2
     if recipe == "dqn-atari":
         assert result.model.conv[0].in_channels == 4  # a stack of 4 frames of 84x84
+
+
+@pytest.mark.parametrize("recipe", ["policy-gradient-cartpole", "a2c-cartpole"])
+def test_policy_gradient_agents_resume_to_identical_weights(recipe, tmp_path, monkeypatch):
+    from deeprecipes.rl.a2c import A2C
+    from deeprecipes.rl.reinforce import Reinforce
+
+    agent = Reinforce if recipe.startswith("policy") else A2C
+    short = {"train.max_steps": 600, "train.checkpoint_every": 100, "env.eval_every": 250, "env.eval_episodes": 2}
+    short["env.gif"] = False
+    deeprecipes.run(recipe, overrides=short, out=tmp_path / "whole", progress=False)
+    with monkeypatch.context() as m:
+        _crash_after(m, 420, agent)
+        with pytest.raises(KeyboardInterrupt):
+            deeprecipes.run(recipe, overrides=short, out=tmp_path / "cut", progress=False)
+    deeprecipes.resume(tmp_path / "cut", progress=False)
+    for which in ("latest", "best"):  # the periodic evaluations chose the same weights too
+        a = load_checkpoint(tmp_path / "whole" / "checkpoints", which)[0]
+        b = load_checkpoint(tmp_path / "cut" / "checkpoints", which)[0]
+        assert all(torch.equal(a[k], b[k]) for k in a), which
