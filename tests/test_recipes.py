@@ -137,6 +137,7 @@ COVERED_ELSEWHERE = {
     "a2c-cartpole": "tests/test_rl.py",
     "gym-random-agent": "tests/test_rl.py",
     "random-search-pacman": "tests/test_rl.py",
+    "dqn-minatar-breakout": "tests/test_rl.py",
 }
 
 # datasets that do not ship with the package (Fashion-MNIST, a Kaggle account, grouplens.org, PTB): their recipes

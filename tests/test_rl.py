@@ -246,9 +246,12 @@ ATARI_TINY = {
 }
 
 
+ATARI_TINY["dqn-minatar-breakout"] = {"train.max_steps": 300, "agent.learning_starts": 100, "env.eval_episodes": 2}
+
+
 @pytest.mark.parametrize("recipe", ATARI_TINY)
 def test_atari_recipes_run_end_to_end_on_tiny_budgets(recipe, tmp_path):
-    pytest.importorskip("ale_py")
+    pytest.importorskip("minatar" if "minatar" in recipe else "ale_py")
     result = deeprecipes.run(recipe, overrides=ATARI_TINY[recipe], out=tmp_path, progress=False)
     assert (tmp_path / "figures" / "episode.gif").read_bytes()[:3] == b"GIF"
     assert result.metrics["eval_length_mean"] > 0 and result.metrics["episodes"] >= 1
@@ -256,6 +259,8 @@ def test_atari_recipes_run_end_to_end_on_tiny_budgets(recipe, tmp_path):
         assert len(result.summary["agent"]["candidate_mean_lengths"]) == 2
     if recipe == "dqn-atari":
         assert result.model.conv[0].in_channels == 4  # a stack of 4 frames of 84x84
+    if recipe == "dqn-minatar-breakout":  # 10x10 object planes, channels last, not a frame stack
+        assert result.model.conv[0].in_channels == 4 and result.model.head[-1].out_features == 3
 
 
 @pytest.mark.parametrize("recipe", ["policy-gradient-cartpole", "a2c-cartpole"])

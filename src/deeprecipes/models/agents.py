@@ -6,6 +6,7 @@
 - ``nature-dqn``: the Nature DQN network the book builds in 9.4 (conv 32 8x8/4, 64 4x4/2, 64 3x3/1, FC 512, FC K)
   on a stack of uint8 frames scaled by 1/255; the same loss. The book's ReLU on the Q output is left out (it clips
   Q-values at 0; a listing slip).
+- ``minatar-dqn``: the MinAtar paper's small DQN (conv 16 3x3, FC 128) on 10x10 object planes.
 - ``rbf-q-linear``: cookbook 9.3, one linear model per action on 2,000 RBF features (a standard scaler, then four
   random Fourier feature maps, held as buffers that the agent fits with scikit-learn); squared error, summed.
 - ``policy-mlp``: a softmax policy (REINFORCE on CartPole, and Karpathy's 6400-200-A Pong network with no biases);
@@ -29,7 +30,7 @@ from ..params import NonNegative, OneOf, PositiveInt
 from ..registry import register_model
 from .base import Batch, Model
 
-__all__ = ["QMLP", "NatureDQN", "RBFQLinear", "PolicyMLP", "SigmoidPolicy", "ActorCriticMLP"]
+__all__ = ["QMLP", "NatureDQN", "MinAtarDQN", "RBFQLinear", "PolicyMLP", "SigmoidPolicy", "ActorCriticMLP"]
 
 TDLoss = Annotated[str, OneOf("huber", "mse")]
 
@@ -110,6 +111,23 @@ class NatureDQN(QNetwork):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.conv(x.float() / 255.0))
+
+
+@register_model("minatar-dqn")
+class MinAtarDQN(QNetwork):
+    """The MinAtar paper's DQN (Young & Tian 2019): conv 16 3x3 stride 1 on the 10x10 grid of ``channels`` object
+    planes (given channels last, as MinAtar does), FC 128, FC n_actions."""
+
+    def __init__(
+        self, channels: PositiveInt = 4, size: PositiveInt = 10, n_actions: PositiveInt = 3, loss: TDLoss = "huber"
+    ) -> None:
+        super().__init__()
+        self.td_loss = loss
+        self.conv = nn.Sequential(nn.Conv2d(channels, 16, 3, stride=1), nn.ReLU(), nn.Flatten())
+        self.head = nn.Sequential(nn.Linear(16 * (size - 2) ** 2, 128), nn.ReLU(), nn.Linear(128, n_actions))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.conv(x.float().permute(0, 3, 1, 2)))
 
 
 @register_model("rbf-q-linear")

@@ -53,16 +53,17 @@ class DQN(Agent):
         shape = tuple(observation_space.shape or ())
         out: dict[str, Any] = {"n_actions": discrete_actions(action_space, self.name)}
         out["n_inputs"] = obs_size(observation_space, self.name, flat=False)
-        if len(shape) == 3:
-            out.update(frames=shape[0], size=shape[1])
+        if len(shape) == 3:  # Atari frame stacks (C, H, W); MinAtar's channels come last (H, W, C)
+            out.update(frames=shape[0], size=shape[1], channels=shape[-1])
         return out
 
     def bind(self, network: Any, engine: Any, observation_space: Any, action_space: Any, seed: int) -> None:
         super().bind(network, engine, observation_space, action_space, seed)
         shape = tuple(observation_space.shape)
-        stack = shape[0] if len(shape) == 3 else 1  # frame stacks (Atari) are stored a frame at a time
+        uint8 = observation_space.dtype == np.uint8
+        stack = shape[0] if len(shape) == 3 and uint8 else 1  # Atari's frame stacks are stored a frame at a time
         frame = shape[1:] if stack > 1 else shape
-        dtype = np.uint8 if observation_space.dtype == np.uint8 else np.float32
+        dtype = np.uint8 if uint8 else np.float32
         self.buffer = ReplayBuffer(self.buffer_size, frame, dtype, stack)
         self.target = copy.deepcopy(network).eval()
         self.target.requires_grad_(False)

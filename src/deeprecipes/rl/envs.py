@@ -26,7 +26,8 @@ __all__ = ["gym", "env_ids", "check_env_id", "make_env", "EnvSource", "episode_s
 
 
 def gym() -> Any:
-    """The ``gymnasium`` module, with the ALE (Atari) environments registered when ``ale_py`` is installed."""
+    """The ``gymnasium`` module, with the ALE (Atari) and MinAtar environments registered when ``ale_py`` and
+    ``minatar`` are installed."""
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # frames are rendered off-screen (rgb_array): no display
     try:
         import gymnasium
@@ -38,6 +39,13 @@ def gym() -> Any:
         gymnasium.register_envs(ale_py)
     except ImportError:
         pass
+    if not any(k.startswith("MinAtar/") for k in gymnasium.registry):
+        try:  # MinAtar (10x10 Atari-like games), when installed
+            from minatar.gym import register_envs
+
+            register_envs()
+        except ImportError:
+            pass
     return gymnasium
 
 

@@ -318,7 +318,13 @@ def play_episode(agent: Any, env: Any, seed: int, frames: list[np.ndarray] | Non
 
 
 def _small(frame: np.ndarray) -> np.ndarray:
-    """A rendered frame at most 320 pixels wide."""
+    """A rendered frame as uint8, at most 320 pixels wide (a tiny one, MinAtar's 10x10, enlarged to 160)."""
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8:  # colours in [0, 1]
+        frame = (np.clip(frame, 0, 1) * 255).astype(np.uint8)
+    if frame.shape[1] < 100:
+        k = 160 // frame.shape[1]
+        return np.ascontiguousarray(frame.repeat(k, 0).repeat(k, 1))
     step = max(1, math.ceil(frame.shape[1] / 320))
     return np.ascontiguousarray(frame[::step, ::step])
 
