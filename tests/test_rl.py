@@ -161,6 +161,7 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "deeprecipes", "-q", *args]
 
 
+@pytest.mark.slow  # about 20 s (two CLI processes); the in-process crash test above checks the same weights
 def test_kill_9_then_resume_of_a_dqn_run_from_the_command_line(tmp_path):
     overrides = {**DQN_SMALL, "train.max_steps": 700}
     deeprecipes.run("dqn-cartpole", overrides=overrides, out=tmp_path / "whole", progress=False)
