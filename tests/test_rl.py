@@ -199,6 +199,8 @@ def test_envs_and_play_commands(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "close matches: CartPole-v1" in err and err.count("\n") == 1
     assert main(["-q", "play", str(tmp_path / "r"), "--episodes", "0"]) == 2
+    assert main(["-q", "eval", str(tmp_path / "r")]) == 2
+    assert "use 'deeprecipes play" in capsys.readouterr().err
 
 
 def test_karpathy_pong_preprocessing_and_returns_that_restart_at_each_point():

@@ -406,6 +406,12 @@ def resume(run_dir: str | Path, *, data_dir: str | Path | None = None, progress:
         strategy.close()
 
 
+def _not_an_agent(cfg: RecipeConfig, run_dir: Path) -> None:
+    """A reinforcement-learning run has no data splits to evaluate or draw: one line pointing at ``play``."""
+    if cfg.env.id:
+        raise ConfigError(f"{run_dir} is a reinforcement-learning run ({cfg.env.id}): use 'deeprecipes play {run_dir}'")
+
+
 def _data_dir(data_dir: str | Path | None) -> str | None:
     """``--data-dir``, checked: a folder that exists (a mistyped one would silently fall back to shipped files)."""
     if data_dir is None:
@@ -431,6 +437,7 @@ def figures(
     first-layer filters, training curves and, for a 2-unit code, the test set in code space. Returns the files."""
     run_dir = run_path(run_dir)
     cfg = read_config(run_dir)
+    _not_an_agent(cfg, run_dir)
     with on_machine(cfg, None) as (mach, _):
         loaded, data = _saved(run_dir, which, data_dir, mach.device)
         sample = data.splits()["test"].subset(10).to(mach.device).tensors()
@@ -464,6 +471,7 @@ def evaluate(
     if not isinstance(splits, Sequence) or not all(isinstance(name, str) and name for name in splits):
         raise ConfigError(f"splits must be a list of split names such as ['test'], got {splits!r}")
     cfg = read_config(run_dir)
+    _not_an_agent(cfg, run_dir)
     cfg.train.eval_subset = 0
     if splits:
         cfg.train.eval_on = list(splits)
