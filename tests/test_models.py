@@ -72,9 +72,22 @@ INPUTS = {
     "vae": _images,
     "conv-vae": _images,
     "capsnet": _labelled,
+    # reinforcement learning: (observations, actions, targets or weights)
+    "q-mlp": lambda: (torch.rand(8, 4), torch.randint(0, 2, (8,)), torch.rand(8)),
+    "nature-dqn": lambda: (
+        torch.randint(0, 256, (8, 4, 84, 84), dtype=torch.uint8),
+        torch.randint(0, 4, (8,)),
+        torch.rand(8),
+    ),
+    "minatar-dqn": lambda: (torch.rand(8, 10, 10, 4) < 0.1, torch.randint(0, 3, (8,)), torch.rand(8)),
+    "rbf-q-linear": lambda: (torch.rand(8, 4), torch.randint(0, 2, (8,)), torch.rand(8)),
+    "policy-mlp": lambda: (torch.rand(8, 4), torch.randint(0, 2, (8,)), torch.randn(8)),
+    "sigmoid-policy": lambda: (torch.rand(8, 33600), torch.randint(0, 9, (8,)), torch.randn(8)),
+    "actor-critic-mlp": lambda: (torch.rand(8, 4), torch.randint(0, 2, (8,)), torch.randn(8)),
 }
-# models whose parameters are one tensor (centroids, prototypes): the rest have at least a weight and a bias
-ONE_PARAMETER = {"kmeans", "som"}
+# models whose parameters are one tensor (centroids, prototypes, per-action weights): the rest have at least a
+# weight and a bias
+ONE_PARAMETER = {"kmeans", "som", "rbf-q-linear"}
 
 
 def test_every_model_has_a_test_input():
@@ -529,6 +542,20 @@ SIGNATURE_DEFAULTS = {
         "binarize": "none",
         "iw_samples": 0,
         "image_shape": [28, 28],
+    },
+    "q-mlp": {"n_inputs": 4, "n_actions": 2, "hidden": None, "loss": "huber"},
+    "nature-dqn": {"frames": 4, "size": 84, "n_actions": 4, "loss": "huber"},
+    "minatar-dqn": {"channels": 4, "size": 10, "n_actions": 3, "loss": "huber"},
+    "rbf-q-linear": {"n_inputs": 4, "n_actions": 2, "n_components": 500, "n_samplers": 4},
+    "policy-mlp": {"n_inputs": 4, "n_actions": 2, "hidden": None, "bias": True, "init": "torch"},
+    "sigmoid-policy": {"n_inputs": 33600, "n_actions": 9},
+    "actor-critic-mlp": {
+        "n_inputs": 4,
+        "n_actions": 2,
+        "hidden": None,
+        "shared": False,
+        "value_coef": 0.5,
+        "entropy_coef": 0.0,
     },
 }
 

@@ -131,6 +131,17 @@ COVERED_ELSEWHERE = {
     "dcgan-celeba": "tests/test_images.py",
     "capsnet-mnist": "tests/test_capsnet.py",  # scaled down: the full network takes seconds a step on 2 cores
     "capsnet-mnist-fast": "tests/test_capsnet.py",
+    # reinforcement learning: an environment, not data; returns, not a falling loss
+    "dqn-cartpole": "tests/test_rl.py",
+    "dqn-atari": "tests/test_rl.py",
+    "q-learning-cartpole": "tests/test_rl.py",
+    "q-learning-cartpole-fixed": "tests/test_rl.py",
+    "policy-gradient-cartpole": "tests/test_rl.py",
+    "policy-gradient-pong": "tests/test_rl.py",
+    "a2c-cartpole": "tests/test_rl.py",
+    "gym-random-agent": "tests/test_rl.py",
+    "random-search-pacman": "tests/test_rl.py",
+    "dqn-minatar-breakout": "tests/test_rl.py",
 }
 
 # datasets that do not ship with the package (Fashion-MNIST, a Kaggle account, grouplens.org, PTB): their recipes

@@ -25,6 +25,7 @@ _LAZY = {
     "load_run": "deeprecipes.runs.rundir",
     "tune": "deeprecipes.tuning",
     "sample": "deeprecipes.runs.api",
+    "play": "deeprecipes.runs.api",
     "pretrain": "deeprecipes.training.layerwise",
     "RunResult": "deeprecipes.runs.api",
     "create_model": "deeprecipes.registry",

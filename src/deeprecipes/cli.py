@@ -13,6 +13,8 @@
     deeprecipes export RUN_DIR --format onnx|torchscript|executorch [--out FILE] [--best]
     deeprecipes quantize RUN_DIR [--out DIR] [--best]
     deeprecipes profile RUN_DIR [--batch 1] [--runs 1000] [--best]
+    deeprecipes envs [PATTERN]
+    deeprecipes play RUN_DIR [--episodes N] [--gif FILE] [--seed S]
 
 Errors a user can cause print one line, ``error: ...``, and exit with status 2.
 """
@@ -42,7 +44,30 @@ def _parser() -> argparse.ArgumentParser:
     _add_tune(sub)
     _add_serve(sub)
     _add_deploy(sub)
+    _add_rl(sub)
     return p
+
+
+def _add_rl(sub: Any) -> None:
+    """Reinforcement learning: the environments that can be made, and a saved agent evaluated."""
+    s = sub.add_parser("envs", help="list the Gymnasium environments that can be made (optionally matching PATTERN)")
+    s.add_argument("pattern", nargs="?", default="*")
+    s = sub.add_parser("play", help="evaluate a saved agent over N episodes (mean and std of the return)")
+    s.add_argument("run_dir")
+    s.add_argument("--episodes", type=int, default=10)
+    s.add_argument("--gif", default=None, help="also save the first episode as an animated GIF here")
+    s.add_argument("--seed", type=int, default=None, help="seed of the evaluation episodes (default: the run's)")
+
+
+def _cmd_rl(args: argparse.Namespace) -> None:
+    if args.command == "envs":
+        from .rl.envs import env_ids
+
+        print("\n".join(env_ids(args.pattern)))
+    else:
+        from .runs.environment import play
+
+        print(json.dumps(play(args.run_dir, episodes=args.episodes, gif=args.gif, seed=args.seed), indent=2))
 
 
 def _add_overrides(s: argparse.ArgumentParser, help: str) -> None:
@@ -409,6 +434,8 @@ def _dispatch(args: argparse.Namespace) -> None:
         print(text)
     elif args.command == "serve":
         _cmd_serve(args)
+    elif args.command in ("envs", "play"):
+        _cmd_rl(args)
     elif args.command == "eval":
         from .runs.api import evaluate
 

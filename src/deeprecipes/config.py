@@ -33,6 +33,8 @@ __all__ = [
     "TrainConfig",
     "TargetConfig",
     "SourceConfig",
+    "EnvConfig",
+    "AgentConfig",
     "load_config",
     "parse_override",
     "apply_overrides",
@@ -258,7 +260,9 @@ class TrainConfig:
     """The training loop."""
 
     epochs: int = _f(10, "passes over the training split", min=1)
-    max_steps: int = _f(0, "stop after this many optimizer steps (0 = no limit)", min=0)
+    max_steps: int = _f(
+        0, "stop after this many optimizer steps (environment steps in a recipe with [env]; 0 = no limit)", min=0
+    )
     batch_size: int = _f(128, "training batch size", min=1)
     eval_batch_size: int = _f(1000, "evaluation batch size", min=1)
     shuffle: bool = _f(True, "reshuffle the training split every epoch")
@@ -294,6 +298,34 @@ class TrainConfig:
     )
 
 
+@dataclass
+class EnvConfig:
+    """The environment of a reinforcement-learning recipe (``id`` empty: not one); extra keys go to ``gym.make``."""
+
+    id: str = _f("", "Gymnasium environment id, e.g. CartPole-v1 or ALE/Pong-v5 (empty: a supervised recipe)")
+    wrappers: str = _f(
+        "none",
+        "none, or atari (noop reset, frame skip 4, 84x84 grey, stack 4, clipped rewards, episodic life)",
+        choices=("none", "atari"),
+    )
+    max_episode_steps: int = _f(0, "cut episodes at this many steps (0 = the environment's own limit)", min=0)
+    episodes: int = _f(0, "stop after this many training episodes (0 = no limit; train.max_steps limits steps)", min=0)
+    eval_episodes: int = _f(10, "greedy evaluation episodes at the end of the run (eval_return_mean, _std)", min=0)
+    eval_every: int = _f(0, "also evaluate greedily every N environment steps (0 = off), keeping the best", min=0)
+    eval_during: int = _f(10, "episodes of each evaluation every eval_every steps", min=1)
+    use_best: bool = _f(True, "end with the weights of the best periodic evaluation (when eval_every is set)")
+    gif: bool = _f(True, "save a GIF of one greedy episode at the end of the run (figures/episode.gif)")
+    args: dict[str, Any] = _f({}, "keyword arguments of gym.make")
+
+
+@dataclass
+class AgentConfig:
+    """The learning algorithm of a reinforcement-learning recipe; extra keys go to the agent (checked)."""
+
+    name: str = _f("", "registered agent: dqn, reinforce, a2c, rbf-q-learning, random, random-search")
+    args: dict[str, Any] = _f({}, "keyword arguments of the agent (gamma, buffer_size, ...)")
+
+
 SECTIONS: dict[str, type] = {
     "source": SourceConfig,
     "target": TargetConfig,
@@ -303,10 +335,12 @@ SECTIONS: dict[str, type] = {
     "schedule": ScheduleConfig,
     "pretrain": PretrainConfig,
     "train": TrainConfig,
+    "env": EnvConfig,
+    "agent": AgentConfig,
 }
 TOP_KEYS = ("name", "description")
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-OPEN_SECTIONS = ("data", "model", "optimizer")  # unknown keys are builder arguments
+OPEN_SECTIONS = ("data", "model", "optimizer", "env", "agent")  # unknown keys are builder arguments
 
 
 @dataclass
@@ -323,6 +357,8 @@ class RecipeConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
     #: ``[optimizers.NAME]`` tables (each with its own ``schedule``) for models that declare several optimizers;
     #: empty when the recipe has only ``[optimizer]`` and ``[schedule]``, the short form of "main"
     optimizers: dict[str, OptimizerConfig] = field(default_factory=dict)

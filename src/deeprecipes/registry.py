@@ -32,6 +32,7 @@ __all__ = [
     "MODELS",
     "DATASETS",
     "RECIPES",
+    "AGENTS",
     "register_model",
     "register_dataset",
     "register_preset",
@@ -219,6 +220,7 @@ def _find_recipes(registry: Registry) -> None:
 MODELS = Registry("model", ("deeprecipes.models",), prefix="model.")
 DATASETS = Registry("dataset", ("deeprecipes.data",), prefix="data.")
 RECIPES = Registry("recipe", loader=_find_recipes)
+AGENTS = Registry("agent", ("deeprecipes.rl",), prefix="agent.")  # reinforcement-learning algorithms
 
 register_model = MODELS.register
 register_preset = MODELS.register_preset

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..config import RecipeConfig, bind_arguments, load_config, read_toml
 from ..errors import ConfigError
-from ..registry import DATASETS, MODELS, RECIPES
+from ..registry import AGENTS, DATASETS, MODELS, RECIPES
 
 __all__ = ["recipe_path", "recipe_text", "load_recipe", "recipe_summary", "check_builders"]
 
@@ -49,6 +49,10 @@ def check_builders(cfg: RecipeConfig) -> RecipeConfig:
     if cfg.model.name:
         bind_arguments(MODELS.get(cfg.model.name), cfg.model.args, f"model '{cfg.model.name}'", MODELS.prefix)
     bind_arguments(DATASETS.get(cfg.data.name), cfg.data.args, f"dataset '{cfg.data.name}'", DATASETS.prefix)
+    if cfg.agent.name:
+        bind_arguments(AGENTS.get(cfg.agent.name), cfg.agent.args, f"agent '{cfg.agent.name}'", AGENTS.prefix)
+    elif cfg.env.id:
+        raise ConfigError(f"env.id is '{cfg.env.id}' but agent.name is not set; agents: {', '.join(AGENTS.names())}")
     for name, (opt, _) in cfg.optimizer_plan().items():
         check_optimizer_args(opt.name, opt.args, where=f"optimizers.{name}" if cfg.optimizers else "optimizer")
         bad = {k: v for k, v in opt.lr_scale.items() if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0}

@@ -39,13 +39,15 @@ from ..training.checkpoint import atomic_write_text
 from ..training.engine import Engine
 from ..viz import save_tiles
 from ..training.strategy import Single, Strategy, current_strategy
-from . import report
+from . import environment, report
 from .device import RunMachine, on_machine
 from .parts import RunParts, build_parts, eval_sources, load_data, seed_everything
 from .phases import phases_for
 from .rundir import LOCK_FILE, MODEL_FILE, load_run, lock_run_dir, model_record, read_config, run_path
 
-__all__ = ["run", "resume", "evaluate", "figures", "sample", "RunResult", "Evaluation"]
+__all__ = ["run", "resume", "evaluate", "figures", "sample", "play", "RunResult", "Evaluation"]
+
+play = environment.play
 
 log = logging.getLogger("deeprecipes")
 
@@ -224,6 +226,8 @@ def _execute_on(
     strategy: Strategy,
     started: list[bool],
 ) -> RunResult:
+    if cfg.env.id:  # reinforcement learning: an environment instead of data
+        return _execute_env(cfg, run_dir, mach, applied, resume, progress, started)
     parts = build_parts(
         cfg, run_dir, mach, data_dir=data_dir, progress=progress, strategy=strategy, extra_callbacks=callbacks
     )
@@ -243,6 +247,23 @@ def _execute_on(
     if not strategy.is_main:
         return RunResult(run_dir=run_dir, config=cfg, metrics=final, history=history, model=parts.model)
     return _report(parts, final, history, applied)
+
+
+def _execute_env(
+    cfg: RecipeConfig, run_dir: Path, mach: RunMachine, applied: Any, resume: bool, progress: Any, started: list[bool]
+) -> RunResult:
+    """A reinforcement-learning run (one process): its parts, its phases (``rl``), its summary."""
+    parts = environment.build_env_parts(cfg, run_dir, mach, progress)
+    environment.write_record(parts)
+    phases = phases_for(cfg)
+    for phase in phases:
+        phase.check(cfg, parts.model)
+    started.append(True)
+    for phase in phases:
+        parts.results[phase.name] = phase.run(parts, resume=resume)
+    summary = environment.write_env_summary(parts, applied)
+    history = parts.results["rl"]["history"]
+    return RunResult(run_dir=run_dir, config=cfg, metrics=summary["metrics"], history=history, summary=summary, model=parts.model)
 
 
 def _check_ranks_agree(parts: RunParts) -> dict[str, Any]:
@@ -385,6 +406,12 @@ def resume(run_dir: str | Path, *, data_dir: str | Path | None = None, progress:
         strategy.close()
 
 
+def _not_an_agent(cfg: RecipeConfig, run_dir: Path) -> None:
+    """A reinforcement-learning run has no data splits to evaluate or draw: one line pointing at ``play``."""
+    if cfg.env.id:
+        raise ConfigError(f"{run_dir} is a reinforcement-learning run ({cfg.env.id}): use 'deeprecipes play {run_dir}'")
+
+
 def _data_dir(data_dir: str | Path | None) -> str | None:
     """``--data-dir``, checked: a folder that exists (a mistyped one would silently fall back to shipped files)."""
     if data_dir is None:
@@ -410,6 +437,7 @@ def figures(
     first-layer filters, training curves and, for a 2-unit code, the test set in code space. Returns the files."""
     run_dir = run_path(run_dir)
     cfg = read_config(run_dir)
+    _not_an_agent(cfg, run_dir)
     with on_machine(cfg, None) as (mach, _):
         loaded, data = _saved(run_dir, which, data_dir, mach.device)
         sample = data.splits()["test"].subset(10).to(mach.device).tensors()
@@ -450,6 +478,7 @@ def evaluate(
     if not isinstance(splits, Sequence) or not all(isinstance(name, str) and name for name in splits):
         raise ConfigError(f"splits must be a list of split names such as ['test'], got {splits!r}")
     cfg = read_config(run_dir)
+    _not_an_agent(cfg, run_dir)
     cfg.train.eval_subset = 0
     if splits:
         cfg.train.eval_on = list(splits)

@@ -59,6 +59,9 @@ class RunParts:
     val_x: torch.Tensor | None = None
     results: dict[str, Any] = field(default_factory=dict)  # what each phase reports, by phase name
     resumed_from: dict[str, Any] | None = None  # the checkpoint a resume started from, and any it passed over
+    env: Any = None  # reinforcement learning (a recipe with [env]): the environment source
+    agent: Any = None  # ... the agent
+    network_args: dict[str, Any] = field(default_factory=dict)  # ... the network's arguments, sizes included
 
     @property
     def device(self) -> torch.device:

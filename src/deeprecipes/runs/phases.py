@@ -2,9 +2,10 @@
 
 Each phase says whether a recipe has it (``applies``) and runs on the shared parts (``run``), resuming from what the
 run directory holds. The runner never branches on the kind of run: it runs every registered phase that applies, in
-order. Today: ``layerwise`` (``[pretrain]``: greedy layer-wise pretraining) and ``fit`` (``[train]``: the engine's
-loop over the training source, for one optimizer or several). Later phases (reinforcement learning over an
-environment, style transfer over one image) register themselves the same way::
+order. Today: ``layerwise`` (``[pretrain]``: greedy layer-wise pretraining), ``rl`` (``[env]``: an agent in an
+environment, :mod:`deeprecipes.runs.environment`) and ``fit`` (``[train]``: the engine's loop over the training
+source, for one optimizer or several). Later phases (style transfer over one image) register themselves the same
+way::
 
     @register_phase("rl", order=20)
     class EnvironmentPhase(Phase): ...
@@ -157,7 +158,7 @@ class FitPhase(Phase):
 
     @classmethod
     def applies(cls, cfg: RecipeConfig) -> bool:
-        return True
+        return not cfg.env.id  # an environment (the rl phase) is the training source of a recipe with [env]
 
     def run(self, parts: RunParts, *, resume: bool) -> list[dict[str, Any]]:
         engine = parts.engine
