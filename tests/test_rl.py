@@ -192,6 +192,8 @@ def test_envs_and_play_commands(tmp_path, capsys):
     deeprecipes.run("dqn-cartpole", overrides={**DQN_SMALL, "train.max_steps": 200}, out=tmp_path / "r", progress=False)
     assert main(["-q", "envs", "cartpole"]) == 0
     assert "CartPole-v1" in capsys.readouterr().out.split()
+    assert main(["-q", "envs", "CartPol-v1"]) == 2
+    assert "no environment matches 'CartPol-v1'; close matches: CartPole-v1" in capsys.readouterr().err
     gif = tmp_path / "play.gif"
     assert main(["-q", "play", str(tmp_path / "r"), "--episodes", "3", "--gif", str(gif)]) == 0
     assert json.loads(capsys.readouterr().out)["eval_episodes"] == 3 and gif.read_bytes()[:3] == b"GIF"

@@ -61,9 +61,9 @@ def _add_rl(sub: Any) -> None:
 
 def _cmd_rl(args: argparse.Namespace) -> None:
     if args.command == "envs":
-        from .rl.envs import env_ids
+        from .rl.envs import matching_envs
 
-        print("\n".join(env_ids(args.pattern)))
+        print("\n".join(matching_envs(args.pattern)))
     else:
         from .runs.environment import play
 

@@ -22,7 +22,7 @@ import numpy as np
 from ..config import EnvConfig
 from ..errors import ConfigError
 
-__all__ = ["gym", "env_ids", "check_env_id", "make_env", "EnvSource", "episode_seed"]
+__all__ = ["gym", "env_ids", "matching_envs", "check_env_id", "make_env", "EnvSource", "episode_seed"]
 
 
 def gym() -> Any:
@@ -55,17 +55,27 @@ def env_ids(pattern: str = "*") -> list[str]:
     return sorted(k for k in gym().registry if fnmatch.fnmatch(k.lower(), pattern.lower()))
 
 
+def _close_matches(name: str, ids: list[str]) -> str:
+    close = difflib.get_close_matches(name, ids, n=5, cutoff=0.5)
+    if not close:
+        low = name.lower().split("/")[-1].split("-")[0].strip("*?[]")
+        close = [k for k in ids if low and low in k.lower()][:5]
+    return f"; close matches: {', '.join(close)}" if close else "; 'deeprecipes envs' lists them"
+
+
 def check_env_id(env_id: str) -> None:
     """One ConfigError line, with close matches, when no environment ``env_id`` is registered."""
     ids = env_ids()
-    if env_id in ids:
-        return
-    close = difflib.get_close_matches(env_id, ids, n=5, cutoff=0.5)
-    if not close:
-        low = env_id.lower().split("/")[-1].split("-")[0]
-        close = [k for k in ids if low and low in k.lower()][:5]
-    hint = f"; close matches: {', '.join(close)}" if close else "; 'deeprecipes envs' lists them"
-    raise ConfigError(f"unknown environment '{env_id}'{hint}")
+    if env_id not in ids:
+        raise ConfigError(f"unknown environment '{env_id}'{_close_matches(env_id, ids)}")
+
+
+def matching_envs(pattern: str = "*") -> list[str]:
+    """:func:`env_ids` for ``deeprecipes envs``: one ConfigError line, with close matches, when none matches."""
+    ids = env_ids(pattern)
+    if not ids:
+        raise ConfigError(f"no environment matches '{pattern}'{_close_matches(pattern, env_ids())}")
+    return ids
 
 
 def make_env(cfg: EnvConfig, *, render: bool = False) -> Any:
