@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
+import time
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +60,29 @@ def mnist_small():
     from deeprecipes.registry import create_dataset
 
     return create_dataset("mnist", split="theano").train.x[:1000]
+
+
+def cli(*args: str) -> list[str]:
+    """The ``deeprecipes`` command line in this interpreter, quiet."""
+    return [sys.executable, "-m", "deeprecipes", "-q", *args]
+
+
+@pytest.fixture
+def kill_9_then_resume():
+    """``run(args, run_dir, env, settle)``: start ``deeprecipes run ARGS --out RUN_DIR``, SIGKILL it ``settle``
+    seconds after its first checkpoint index appears (inside a later epoch or episode, or in the middle of writing a
+    checkpoint), then ``deeprecipes resume RUN_DIR``; returns the resume's CompletedProcess."""
+
+    def run(args: list[str], run_dir: Path, env: dict[str, str], settle: float) -> subprocess.CompletedProcess:
+        out = subprocess.DEVNULL
+        proc = subprocess.Popen(cli("run", *args, "--out", str(run_dir)), env=env, stdout=out, stderr=out)
+        index = Path(run_dir) / "checkpoints" / "index.json"
+        deadline = time.time() + 120
+        while time.time() < deadline and not index.exists():
+            time.sleep(0.01)
+        time.sleep(settle)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        return subprocess.run(cli("resume", str(run_dir)), env=env, capture_output=True, text=True)
+
+    return run

@@ -1,10 +1,8 @@
 """Resume: a run killed at any moment (kill -9 included) continues to the same final weights as one never stopped."""
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -71,33 +69,13 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path, monkeypatch, rec
     assert len(lines) == len(whole.history)  # no epoch logged twice
 
 
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "deeprecipes", "-q", *args]
-
-
-def test_kill_9_then_resume_from_the_command_line(tmp_path):
+def test_kill_9_then_resume_from_the_command_line(tmp_path, kill_9_then_resume):
     sets = [f"--set={k}={v}" for k, v in DAE_SMALL.items()] + ["--epochs", "4"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    subprocess.run(
-        _cli("run", "denoising-autoencoder", "--out", str(tmp_path / "whole"), *sets),
-        check=True,
-        env=env,
-        capture_output=True,
-    )
-    proc = subprocess.Popen(
-        _cli("run", "denoising-autoencoder", "--out", str(tmp_path / "cut"), *sets),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    index = tmp_path / "cut" / "checkpoints" / "index.json"
-    deadline = time.time() + 120
-    while time.time() < deadline and not index.exists():
-        time.sleep(0.01)
-    time.sleep(0.3)  # somewhere inside a later epoch, or in the middle of writing a checkpoint
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = subprocess.run(_cli("resume", str(tmp_path / "cut")), env=env, capture_output=True, text=True)
+    whole = ["run", "denoising-autoencoder", "--out", str(tmp_path / "whole"), *sets]
+    subprocess.run([sys.executable, "-m", "deeprecipes", "-q", *whole], check=True, env=env, capture_output=True)
+    # killed somewhere inside a later epoch, or in the middle of writing a checkpoint
+    done = kill_9_then_resume(["denoising-autoencoder", *sets], tmp_path / "cut", env, settle=0.3)
     assert done.returncode == 0, done.stderr
     assert_same_weights(final_weights(tmp_path / "whole"), final_weights(tmp_path / "cut"))
     assert not list((tmp_path / "cut" / "checkpoints").glob(".*.tmp"))

@@ -3,10 +3,6 @@ agents end to end, exact resume after a crash and after kill -9, and the ``envs`
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -157,30 +153,14 @@ def test_dqn_run_and_an_interrupted_one_resumed_end_with_identical_weights(tmp_p
     assert len(lines) == len(records)  # no episode logged twice
 
 
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "deeprecipes", "-q", *args]
-
-
 @pytest.mark.slow  # about 20 s (two CLI processes); the in-process crash test above checks the same weights
-def test_kill_9_then_resume_of_a_dqn_run_from_the_command_line(tmp_path):
+def test_kill_9_then_resume_of_a_dqn_run_from_the_command_line(tmp_path, kill_9_then_resume):
     overrides = {**DQN_SMALL, "train.max_steps": 700}
     deeprecipes.run("dqn-cartpole", overrides=overrides, out=tmp_path / "whole", progress=False)
     sets = [f"--set={k}={json.dumps(v)}" for k, v in overrides.items()]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        _cli("run", "dqn-cartpole", "--out", str(tmp_path / "cut"), *sets),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    index = tmp_path / "cut" / "checkpoints" / "index.json"
-    deadline = time.time() + 120
-    while time.time() < deadline and not index.exists():
-        time.sleep(0.01)
-    time.sleep(0.2)  # inside a later episode, or in the middle of writing a checkpoint
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = subprocess.run(_cli("resume", str(tmp_path / "cut")), env=env, capture_output=True, text=True)
+    # killed inside a later episode, or in the middle of writing a checkpoint
+    done = kill_9_then_resume(["dqn-cartpole", *sets], tmp_path / "cut", env, settle=0.2)
     assert done.returncode == 0, done.stderr
     a, b = load_checkpoint(tmp_path / "whole" / "checkpoints")[0], load_checkpoint(tmp_path / "cut" / "checkpoints")[0]
     assert all(torch.equal(a[k], b[k]) for k in a)

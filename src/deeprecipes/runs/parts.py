@@ -120,13 +120,12 @@ def _callbacks(
     if t.early_stopping:
         out.append(EarlyStopping(monitor, mode, t.early_stopping))
     if run_dir is not None:
-        if t.sample_every:
-            out.append(SampleGrids(run_dir / "figures" / "samples", t.sample_every))
+        grids = SampleGrids(run_dir / "figures" / "samples", t.sample_every) if t.sample_every else None
+        if grids is not None:
+            out.append(grids)
         out += [
             MetricsLog(run_dir / "metrics.jsonl"),
-            TensorBoardLogger(
-                run_dir / "tb", sample=sample, histograms=t.histograms, images=t.images, sample_every=t.sample_every
-            ),
+            TensorBoardLogger(run_dir / "tb", sample=sample, histograms=t.histograms, images=t.images, grids=grids),
             Checkpointer(
                 run_dir / "checkpoints",
                 monitor=monitor,

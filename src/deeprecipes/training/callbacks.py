@@ -219,15 +219,22 @@ class TensorBoardLogger(Callback):
     sample : tuple of Tensor, optional
         A fixed batch passed to ``model.image_summaries`` every epoch.
     histograms, images : bool
+    grids : SampleGrids, optional
+        Its sample grids (a callback that runs before this one) go to TensorBoard as ``samples`` when drawn.
     """
 
     main_rank_only = True
 
     def __init__(
-        self, log_dir: Path, sample: Any = None, histograms: bool = True, images: bool = True, sample_every: int = 0
+        self,
+        log_dir: Path,
+        sample: Any = None,
+        histograms: bool = True,
+        images: bool = True,
+        grids: SampleGrids | None = None,
     ) -> None:
         self.log_dir, self.sample, self.histograms, self.images = Path(log_dir), sample, histograms, images
-        self.sample_every = sample_every
+        self.grids = grids
         self.writer: Any = None
 
     def on_fit_begin(self, engine: Engine) -> None:
@@ -244,8 +251,9 @@ class TensorBoardLogger(Callback):
                 if self.histograms:
                     for k, v in engine.model.step_histograms().items():
                         self.writer.add_histogram(f"step/{k}", v.detach().float().cpu(), engine.step_count)
-        if self.images and self.sample_every and engine.step_count % self.sample_every == 0:
-            grid, layout = tensorboard_image(tile(sample_grid(engine.model)))
+        drawn = self.grids.latest if self.grids is not None else None
+        if self.images and drawn is not None and drawn[0] == engine.step_count:
+            grid, layout = tensorboard_image(tile(drawn[1]))
             with writing_events(self.log_dir):
                 self.writer.add_image("samples", grid, engine.step_count, dataformats=layout)
 
@@ -346,16 +354,19 @@ def sample_grid(model: Any, n: int = 64) -> torch.Tensor:
 
 class SampleGrids(Callback):
     """Every ``every`` steps, an 8 x 8 grid of :func:`sample_grid` to ``directory/step-NNNNNNN.png`` (the book's
-    ``output/NNN.png`` every 500 iterations)."""
+    ``output/NNN.png`` every 500 iterations). The images drawn last stay in ``latest`` as ``(step, images)``, for
+    :class:`TensorBoardLogger` to log without drawing them again."""
 
     main_rank_only = True
 
     def __init__(self, directory: Path, every: int) -> None:
         self.directory, self.every = Path(directory), every
+        self.latest: tuple[int, torch.Tensor] | None = None
 
     def on_train_batch_end(self, engine: Engine, logs: dict[str, Any]) -> None:
         if engine.step_count % self.every == 0:
-            save_grid(sample_grid(engine.model), self.directory / f"step-{engine.step_count:07d}.png", ncols=8)
+            self.latest = (engine.step_count, sample_grid(engine.model))
+            save_grid(self.latest[1], self.directory / f"step-{engine.step_count:07d}.png", ncols=8)
 
 
 class WallClock(Callback):
