@@ -21,8 +21,8 @@ from torch import nn
 
 from ..errors import ConfigError, DataError, DeepRecipesError
 from ..models.base import Classifier
-from ..runs.parts import load_data
-from ..runs.rundir import LoadedRun, load_run, run_path
+from ..runs.api import load_run_and_data
+from ..runs.rundir import LoadedRun, run_path
 
 __all__ = ["DeployError", "Target", "load_target", "as_numpy", "first_line", "check_positive"]
 
@@ -76,13 +76,7 @@ def load_target(run_dir: str | Path, *, which: str = "latest", data_dir: str | P
         Where data files are looked for first (else ``$DEEPRECIPES_DATA``).
     """
     run_dir = run_path(run_dir)
-    run = load_run(run_dir, which=which, device="cpu")
-    if data_dir is not None:
-        folder = run_path(data_dir, "data_dir")
-        if not folder.is_dir():
-            raise DataError(f"data folder {folder}: no such folder (--data-dir)")
-        data_dir = str(folder)
-    data, _ = load_data(run.config, data_dir, torch.device("cpu"))
+    run, data = load_run_and_data(run_dir, which, data_dir, torch.device("cpu"))
     splits = data.splits()
     split = next((name for name in ("test", "val") if name in splits and len(splits[name])), None)
     if split is None:

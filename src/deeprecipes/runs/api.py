@@ -45,7 +45,7 @@ from .parts import RunParts, build_parts, eval_sources, load_data, seed_everythi
 from .phases import phases_for
 from .rundir import LOCK_FILE, MODEL_FILE, load_run, lock_run_dir, model_record, read_config, run_path
 
-__all__ = ["run", "resume", "evaluate", "figures", "sample", "play", "RunResult", "Evaluation"]
+__all__ = ["run", "resume", "evaluate", "figures", "sample", "play", "load_run_and_data", "RunResult", "Evaluation"]
 
 play = environment.play
 
@@ -422,8 +422,11 @@ def _data_dir(data_dir: str | Path | None) -> str | None:
     return str(path)
 
 
-def _saved(run_dir: str | Path, which: str, data_dir: str | Path | None, device: torch.device) -> tuple[Any, Any]:
-    """A saved run's model (through :func:`load_run`) and its data, prepared as the run prepared them."""
+def load_run_and_data(
+    run_dir: str | Path, which: str, data_dir: str | Path | None, device: torch.device
+) -> tuple[Any, Any]:
+    """A saved run's model (through :func:`load_run`) and its data, prepared as the run prepared them; a
+    ``data_dir`` that is not a folder is one line (as ``--data-dir`` everywhere)."""
     loaded = load_run(run_dir, which=which, device=str(device))
     data, _ = load_data(loaded.config, _data_dir(data_dir), device)
     seed_everything(loaded.config.train.seed)
@@ -439,7 +442,7 @@ def figures(
     cfg = read_config(run_dir)
     _not_an_agent(cfg, run_dir)
     with on_machine(cfg, None) as (mach, _):
-        loaded, data = _saved(run_dir, which, data_dir, mach.device)
+        loaded, data = load_run_and_data(run_dir, which, data_dir, mach.device)
         sample = data.splits()["test"].subset(10).to(mach.device).tensors()
         out_dir = None if out is None else run_path(out, "out")
         return report.figures(loaded.config, run_dir, loaded.model, sample, data, out_dir)
@@ -483,7 +486,7 @@ def evaluate(
     if splits:
         cfg.train.eval_on = list(splits)
     with on_machine(cfg, None) as (mach, _):
-        loaded, data = _saved(run_dir, which, data_dir, mach.device)
+        loaded, data = load_run_and_data(run_dir, which, data_dir, mach.device)
         missing = [name for name in splits if name not in data.splits()]
         if missing:
             raise ConfigError(f"{run_dir}: no split {missing} in dataset '{cfg.data.name}'; it has {list(data.splits())}")
