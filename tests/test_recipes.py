@@ -134,6 +134,7 @@ COVERED_ELSEWHERE = {
     # reinforcement learning: an environment, not data; returns, not a falling loss
     "dqn-cartpole": "tests/test_rl.py",
     "dqn-atari": "tests/test_rl.py",
+    "dqn-atari-fast": "tests/test_rl.py",
     "q-learning-cartpole": "tests/test_rl.py",
     "q-learning-cartpole-fixed": "tests/test_rl.py",
     "policy-gradient-cartpole": "tests/test_rl.py",

@@ -231,6 +231,7 @@ ATARI_TINY = {
 }
 
 
+ATARI_TINY["dqn-atari-fast"] = {**ATARI_TINY["dqn-atari"], "train.checkpoint_every": 40}
 ATARI_TINY["dqn-minatar-breakout"] = {"train.max_steps": 300, "agent.learning_starts": 100, "env.eval_episodes": 2}
 
 
@@ -242,7 +243,7 @@ def test_atari_recipes_run_end_to_end_on_tiny_budgets(recipe, tmp_path):
     assert result.metrics["eval_length_mean"] > 0 and result.metrics["episodes"] >= 1
     if recipe == "random-search-pacman":
         assert len(result.summary["agent"]["candidate_mean_lengths"]) == 2
-    if recipe == "dqn-atari":
+    if recipe.startswith("dqn-atari"):
         assert result.model.conv[0].in_channels == 4  # a stack of 4 frames of 84x84
     if recipe == "dqn-minatar-breakout":  # 10x10 object planes, channels last, not a frame stack
         assert result.model.conv[0].in_channels == 4 and result.model.head[-1].out_features == 3
