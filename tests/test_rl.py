@@ -240,6 +240,7 @@ def test_atari_recipes_run_end_to_end_on_tiny_budgets(recipe, tmp_path):
     pytest.importorskip("minatar" if "minatar" in recipe else "ale_py")
     result = deeprecipes.run(recipe, overrides=ATARI_TINY[recipe], out=tmp_path, progress=False)
     assert (tmp_path / "figures" / "episode.gif").read_bytes()[:3] == b"GIF"
+    assert (tmp_path / "figures" / "returns.png").read_bytes()[:4] == b"\x89PNG"  # return and length curves
     assert result.metrics["eval_length_mean"] > 0 and result.metrics["episodes"] >= 1
     if recipe == "random-search-pacman":
         assert len(result.summary["agent"]["candidate_mean_lengths"]) == 2

@@ -157,12 +157,14 @@ class EnvironmentPhase(Phase):
 def _curves(parts: RunParts, history: list[dict[str, Any]]) -> list[str]:
     if parts.run_dir is None or not history:
         return []
-    returns = np.array([h["return"] for h in history], float)
-    mean100 = np.array([returns[max(0, i - 99) : i + 1].mean() for i in range(len(returns))])
-    # save_curves draws one panel per suffix, against "epoch" (here: the episode)
-    records = [{"epoch": i, "return": float(r), "mean100_return": float(m)} for i, (r, m) in enumerate(zip(returns, mean100))]
+    records: list[dict[str, float]] = [{"episode": i} for i in range(len(history))]
+    for key in ("return", "length"):  # one panel each: raw, and the mean of the last 100 episodes
+        raw = np.array([h[key] for h in history], float)
+        mean100 = np.convolve(raw, np.ones(100), "full")[: len(raw)] / np.minimum(np.arange(1, len(raw) + 1), 100)
+        for rec, r, m in zip(records, raw, mean100):
+            rec[key], rec[f"mean100_{key}"] = float(r), float(m)
     path = parts.run_dir / "figures" / "returns.png"
-    save_curves(records, path, f"{parts.cfg.name}: episode return (x: episode)")
+    save_curves(records, path, f"{parts.cfg.name}: episode return and length", x="episode")
     return [str(path)]
 
 

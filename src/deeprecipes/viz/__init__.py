@@ -162,22 +162,22 @@ def is_rate(key: str) -> bool:
     return key == "lr" or key.startswith("lr_")
 
 
-def save_curves(records: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> Path:
+def save_curves(records: Sequence[Mapping[str, Any]], path: Path, title: str = "", x: str = "epoch") -> Path:
     """Training curves from a run's epoch records (the lines of ``metrics.jsonl``, read by
-    :func:`deeprecipes.runs.rundir.read_metrics`): one panel per metric kind (loss, cost, accuracy...); a value
-    that is not a number is drawn as a gap."""
+    :func:`deeprecipes.runs.rundir.read_metrics`): one panel per metric kind (loss, cost, accuracy...), against the
+    0-based counter ``x`` (drawn from 1); a value that is not a number is drawn as a gap."""
     plt = pyplot()
-    keys = [k for k in records[0] if k not in ("epoch", "step") and not is_rate(k)] if records else []
+    keys = [k for k in records[0] if k not in (x, "epoch", "step") and not is_rate(k)] if records else []
     groups: dict[str, list[str]] = {}
     for k in keys:
         groups.setdefault(k.split("_", 1)[-1], []).append(k)
     fig, axes = plt.subplots(1, max(len(groups), 1), figsize=(4.5 * max(len(groups), 1), 3.5), squeeze=False)
-    epochs = [r["epoch"] + 1 for r in records]
+    epochs = [r[x] + 1 for r in records]
     for ax, (kind, names) in zip(axes[0], groups.items()):
         for name in names:
             values = [_number(r.get(name)) for r in records]
             ax.plot(epochs, values, label=name, marker="." if len(epochs) < 30 else None)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel(x)
         ax.set_title(kind)
         ax.legend()
         ax.grid(alpha=0.3)
