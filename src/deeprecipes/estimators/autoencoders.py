@@ -143,9 +143,8 @@ class Autoencoder(AutoencoderEstimator):
         store_params(self, locals())
 
     def _fit_model(self, x: torch.Tensor, y: Any, seed: int) -> list[dict[str, Any]]:
-        self.model_ = ae.Autoencoder(x.shape[1], **self.shared_args(ae.Autoencoder), image_shape=None).to(x.device)
-        self.model_.check_data(x)
-        return self._train(self.model_, (x,), epochs=self.epochs, seed=seed, optimizer=self.optimizer, lr=self.lr)
+        model = ae.Autoencoder(x.shape[1], **self.shared_args(ae.Autoencoder), image_shape=None)
+        return self._train_model(model, x, seed)
 
     @property
     def _n_features_out(self) -> int:
@@ -351,9 +350,8 @@ class ConvDenoisingAutoencoder(AutoencoderEstimator):
 
     def _fit_model(self, x: torch.Tensor, y: Any, seed: int) -> list[dict[str, Any]]:
         filters = [int(f) for f in self.filters]
-        self.model_ = ConvModel(self.corruption, float(self.corruption_level), filters, self._image_shape)
-        self.model_.to(x.device).check_data(x)
-        return self._train(self.model_, (x,), epochs=self.epochs, seed=seed, optimizer=self.optimizer, lr=self.lr)
+        model = ConvModel(self.corruption, float(self.corruption_level), filters, self._image_shape)
+        return self._train_model(model, x, seed)
 
     @property
     def _code_shape(self) -> tuple[int, int, int]:

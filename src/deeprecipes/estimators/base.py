@@ -266,6 +266,15 @@ class TorchEstimator(TransformerMixin, ClassNamePrefixFeaturesOutMixin, BaseEsti
         model.train()
         return engine.fit(batches, epochs=epochs)
 
+    def _train_model(self, model: Any, x: torch.Tensor, seed: int, **engine_args: Any) -> list[dict[str, Any]]:
+        """``model_`` = ``model`` on x's device, checked against x, then trained on x for ``epochs`` with
+        ``optimizer`` and ``lr`` (and settings such as ``l2`` in ``engine_args``): a one-phase unsupervised fit."""
+        self.model_ = model.to(x.device)
+        self.model_.check_data(x)
+        return self._train(
+            self.model_, (x,), epochs=self.epochs, seed=seed, optimizer=self.optimizer, lr=self.lr, **engine_args
+        )
+
     @torch.no_grad()
     def _apply(self, fn: Callable[[Any, torch.Tensor], torch.Tensor], X: np.ndarray) -> np.ndarray:
         """``fn(model, x)`` over the rows of X in chunks with a float64 copy of the model in eval mode; floating
