@@ -1,6 +1,7 @@
 """Every registered model: builds, runs forward and backward, and its metrics have one value per sample; the
 registry's signatures (what a recipe's ``[model]`` may set) keep their defaults; presets and typed parameters."""
 
+import inspect
 import typing
 from typing import Annotated
 
@@ -9,7 +10,7 @@ import torch
 
 from deeprecipes.errors import ConfigError, DeepRecipesError
 from deeprecipes.models.base import Model
-from deeprecipes.params import Interval, OneOf, check_arguments, choices, specs
+from deeprecipes.params import Interval, OneOf, check_arguments, choices, specs, with_defaults
 from deeprecipes.registry import MODELS, Registry, create_model, list_models
 
 
@@ -643,6 +644,28 @@ def test_specs_and_choices_read_the_annotations():
     assert spec["width"].optional and spec["width"].interval == Interval(0.0, 1.0, "left")
     assert choices(Mode) == ("on", "off") and spec["mode"].options == ("on", "off")
     assert typing.get_type_hints(typed)["count"] is int  # what the recipe checks see: the base type
+
+
+class Sized(torch.nn.Module):
+    def __init__(self, size: int = 1, *, kind: str = "a") -> None:
+        super().__init__()
+        self.size, self.kind = size, kind
+
+
+class Resized(Sized):
+    __init__ = with_defaults(
+        Sized.__init__, "Resized.__init__", annotations={"size": Annotated[int, Interval(2)]}, size=3, kind="b"
+    )
+
+
+def test_with_defaults_gives_a_real_signature_with_other_defaults_and_bounds():
+    assert {k: p.default for k, p in inspect.signature(Resized).parameters.items()} == {"size": 3, "kind": "b"}
+    assert (Resized().size, Resized().kind, Resized(5, kind="c").size) == (3, "b", 5)
+    assert (Sized().size, Sized().kind) == (1, "a")  # the class it came from keeps its own
+    assert specs(Resized.__init__)["size"].interval == Interval(2) and specs(Sized.__init__)["size"].interval is None
+    assert Resized.__init__.__qualname__ == "Resized.__init__"
+    with pytest.raises(TypeError, match="takes no default for colour"):
+        with_defaults(Sized.__init__, "Coloured.__init__", colour="red")
 
 
 # 0 means something for these: no AIS estimate, no sample figure, one-hot input, never stop early

@@ -36,6 +36,7 @@ __all__ = [
     "specs",
     "choices",
     "check_arguments",
+    "with_defaults",
     "bound_problem",
     "is_int",
     "PositiveInt",
@@ -169,6 +170,33 @@ def _problem(name: str, value: Any, spec: Spec) -> str | None:
     elif isinstance(value, bool) or not isinstance(value, numbers.Real) or value not in spec.interval:
         return f"must be {spec.interval.describe()}, got {value}"
     return None
+
+
+def with_defaults(
+    fn: types.FunctionType, qualname: str, /, annotations: Mapping[str, Any] | None = None, **defaults: Any
+) -> types.FunctionType:
+    """``fn`` (a class's ``__init__``) with other ``defaults`` and, where given, other ``annotations`` (bounds) for
+    some of its parameters: the same code, so the same body, under a real signature that ``inspect``, the registry
+    and scikit-learn's ``get_params`` read. For a sibling class whose parameters are another's, defaults aside::
+
+        class SequenceTagger(TokenRNN):
+            __init__ = with_defaults(TokenRNN.__init__, "SequenceTagger.__init__", cell="gru", num_layers=2)
+
+    A zero-argument ``super()`` in ``fn`` still means the class that defined it, so share ``fn`` with that class's
+    subclasses only."""
+    code = fn.__code__
+    old = fn.__defaults__ or ()
+    positional = code.co_varnames[code.co_argcount - len(old) : code.co_argcount]
+    keyword = dict(fn.__kwdefaults__ or {})
+    unknown = [k for k in [*defaults, *(annotations or {})] if k not in positional and k not in keyword]
+    if unknown:
+        raise TypeError(f"{qualname}: {fn.__qualname__} takes no default for {', '.join(unknown)}")
+    values = tuple(defaults.get(n, d) for n, d in zip(positional, old, strict=True))
+    new = types.FunctionType(code, fn.__globals__, fn.__name__, values, fn.__closure__)
+    new.__kwdefaults__ = {n: defaults.get(n, d) for n, d in keyword.items()} or None
+    new.__annotations__ = {**fn.__annotations__, **(annotations or {})}
+    new.__qualname__, new.__module__, new.__doc__ = qualname, fn.__module__, fn.__doc__
+    return new
 
 
 def check_arguments(fn: Callable[..., Any], values: Mapping[str, Any], prefix: str = "model.") -> None:

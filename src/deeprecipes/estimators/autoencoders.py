@@ -34,7 +34,7 @@ from sklearn.base import ClassifierMixin
 from ..models import autoencoder as ae
 from ..models.conv_autoencoder import ConvDenoisingAutoencoder as ConvModel
 from ..models.stacked import DeepAutoencoder, LayerStack, StackedClassifier
-from ..params import NonNegative, NonNegativeInt, Positive, PositiveInt, Probability
+from ..params import NonNegative, NonNegativeInt, Positive, PositiveInt, Probability, with_defaults
 from .base import (
     Decoding,
     Device,
@@ -143,9 +143,8 @@ class Autoencoder(AutoencoderEstimator):
         store_params(self, locals())
 
     def _fit_model(self, x: torch.Tensor, y: Any, seed: int) -> list[dict[str, Any]]:
-        self.model_ = ae.Autoencoder(x.shape[1], **self.shared_args(ae.Autoencoder), image_shape=None).to(x.device)
-        self.model_.check_data(x)
-        return self._train(self.model_, (x,), epochs=self.epochs, seed=seed, optimizer=self.optimizer, lr=self.lr)
+        model = ae.Autoencoder(x.shape[1], **self.shared_args(ae.Autoencoder), image_shape=None)
+        return self._train_model(model, x, seed)
 
     @property
     def _n_features_out(self) -> int:
@@ -268,8 +267,9 @@ class StackedDenoisingClassifier(ClassifierMixin, SoftmaxOutputs, StackedAutoenc
     """deeplearning.net's SdA classifier: a stacked denoising autoencoder pretrained layer by layer, a softmax layer
     on its top code, and supervised fine-tuning of everything with cross-entropy.
 
-    Parameters are those of :class:`StackedDenoisingAutoencoder`; ``finetune_epochs`` (>= 1), ``lr`` and
-    ``optimizer`` set the supervised fine-tuning. ``transform`` gives the (fine-tuned) top code.
+    Parameters are those of :class:`StackedDenoisingAutoencoder`, but for the defaults of ``finetune_epochs`` (20,
+    and it must be >= 1) and ``lr`` (0.01); ``finetune_epochs``, ``lr`` and ``optimizer`` set the supervised
+    fine-tuning. ``transform`` gives the (fine-tuned) top code.
 
     Attributes
     ----------
@@ -279,26 +279,13 @@ class StackedDenoisingClassifier(ClassifierMixin, SoftmaxOutputs, StackedAutoenc
     n_features_in_, feature_names_in_, history_
     """
 
-    def __init__(
-        self,
-        hidden_layer_sizes: Any = (500, 250),
-        corruption_levels: Any = None,
-        corruption: ae.Noise = "masking",
-        tied: bool = True,
-        loss: ae.Loss = "mse",
-        init: ae.Init = "glorot-sigmoid",
-        pretrain_epochs: NonNegativeInt = 5,
-        pretrain_lr: Positive = 0.01,
-        pretrain_optimizer: OptimizerName = "adam",
-        finetune_epochs: PositiveInt = 20,
-        lr: Positive = 0.01,
-        optimizer: OptimizerName = "adam",
-        batch_size: PositiveInt = 100,
-        random_state: Any = None,
-        device: Device = "cpu",
-        verbose: Verbose = False,
-    ) -> None:
-        store_params(self, locals())
+    __init__ = with_defaults(
+        StackedDenoisingAutoencoder.__init__,
+        "StackedDenoisingClassifier.__init__",
+        annotations={"finetune_epochs": PositiveInt},
+        finetune_epochs=20,
+        lr=0.01,
+    )
 
     def _fit_model(self, x: torch.Tensor, y: Any, seed: int) -> list[dict[str, Any]]:
         labels = self._label_codes(y, x.device)
@@ -363,9 +350,8 @@ class ConvDenoisingAutoencoder(AutoencoderEstimator):
 
     def _fit_model(self, x: torch.Tensor, y: Any, seed: int) -> list[dict[str, Any]]:
         filters = [int(f) for f in self.filters]
-        self.model_ = ConvModel(self.corruption, float(self.corruption_level), filters, self._image_shape)
-        self.model_.to(x.device).check_data(x)
-        return self._train(self.model_, (x,), epochs=self.epochs, seed=seed, optimizer=self.optimizer, lr=self.lr)
+        model = ConvModel(self.corruption, float(self.corruption_level), filters, self._image_shape)
+        return self._train_model(model, x, seed)
 
     @property
     def _code_shape(self) -> tuple[int, int, int]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import inspect
 import numbers
-import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Self
 
@@ -28,7 +27,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, check_scalar
 
 from ..data.batches import Batches
-from ..params import Interval, OneOf, Spec, is_int, specs
+from ..params import Interval, OneOf, Spec, is_int, specs, with_defaults
 from ..training.callbacks import Callback
 from ..training.engine import Engine
 from ..training.layerwise import pretrain
@@ -82,15 +81,10 @@ def estimator_preset(base: type, name: str, doc: str, **defaults: Any) -> type:
 
         SparseAutoencoder = estimator_preset(Autoencoder, "SparseAutoencoder", "...", sparsity_target=0.02)
     """
-    init = base.__init__
-    names = list(inspect.signature(init).parameters)[1:]
-    unknown = [k for k in defaults if k not in names]
-    if unknown or len(init.__defaults__ or ()) != len(names):
-        raise TypeError(f"{name}: {base.__name__}.__init__ takes no default for {', '.join(unknown) or 'every name'}")
-    new = tuple(defaults.get(n, d) for n, d in zip(names, init.__defaults__, strict=True))
-    fn = types.FunctionType(init.__code__, init.__globals__, "__init__", new, init.__closure__)
-    fn.__annotations__, fn.__qualname__, fn.__doc__ = dict(init.__annotations__), f"{name}.__init__", init.__doc__
-    fn.__module__ = init.__module__
+    names = list(inspect.signature(base.__init__).parameters)[1:]
+    if len(base.__init__.__defaults__ or ()) != len(names):
+        raise TypeError(f"{name}: {base.__name__}.__init__ takes no default for every name")
+    fn = with_defaults(base.__init__, f"{name}.__init__", **defaults)
     return type(name, (base,), {"__init__": fn, "__doc__": doc, "__module__": base.__module__, "__qualname__": name})
 
 
@@ -271,6 +265,15 @@ class TorchEstimator(TransformerMixin, ClassNamePrefixFeaturesOutMixin, BaseEsti
         )
         model.train()
         return engine.fit(batches, epochs=epochs)
+
+    def _train_model(self, model: Any, x: torch.Tensor, seed: int, **engine_args: Any) -> list[dict[str, Any]]:
+        """``model_`` = ``model`` on x's device, checked against x, then trained on x for ``epochs`` with
+        ``optimizer`` and ``lr`` (and settings such as ``l2`` in ``engine_args``): a one-phase unsupervised fit."""
+        self.model_ = model.to(x.device)
+        self.model_.check_data(x)
+        return self._train(
+            self.model_, (x,), epochs=self.epochs, seed=seed, optimizer=self.optimizer, lr=self.lr, **engine_args
+        )
 
     @torch.no_grad()
     def _apply(self, fn: Callable[[Any, torch.Tensor], torch.Tensor], X: np.ndarray) -> np.ndarray:

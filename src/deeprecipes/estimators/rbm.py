@@ -147,12 +147,9 @@ class RBM(TorchEstimator):
         shared = self.shared_args(rbm.RBM)  # visible, k, persistent, sparsity and init_std
         quiet = {"ais_betas": 0, "sample_rows": 0, "image_shape": [], "train_monitor": False}
         model = rbm.RBM(x.shape[1], self.n_components, n_chains=int(self.batch_size), **shared, **quiet)
-        self.model_ = model.to(x.device)
         if self.visible == "bernoulli":
             x = x.clamp(0.0, 1.0)
-        self.model_.check_data(x)
-        optimizer = {"optimizer": self.optimizer, "lr": self.lr, "l2": float(self.weight_decay)}
-        return self._train(self.model_, (x,), epochs=self.epochs, seed=seed, **optimizer)
+        return self._train_model(model, x, seed, l2=float(self.weight_decay))
 
     @property
     def _n_features_out(self) -> int:

@@ -44,7 +44,21 @@ def _mlp(sizes: list[int], activation: type[nn.Module] = nn.ReLU, bias: bool = T
     return nn.Sequential(*layers)
 
 
-class QNetwork(Model):
+class PerSampleLoss(Model):
+    """A model whose loss is the mean of a per-sample term, ``per_sample(batch)`` (shape (batch,)); evaluation
+    reports the terms as the per-sample ``loss``."""
+
+    def per_sample(self, batch: Batch) -> torch.Tensor:
+        raise NotImplementedError
+
+    def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return self.per_sample(batch).mean(), {}
+
+    def eval_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        return {"loss": self.per_sample(batch).detach()}
+
+
+class QNetwork(PerSampleLoss):
     """Q(s, .) for every action; ``compute_loss((obs, actions, targets))`` regresses Q(s, a) on the targets."""
 
     td_loss: str = "huber"
@@ -52,18 +66,13 @@ class QNetwork(Model):
     def q_of(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         return self(obs).gather(1, actions.long().view(-1, 1)).squeeze(1)
 
-    def _errors(self, batch: Batch) -> torch.Tensor:
+    def per_sample(self, batch: Batch) -> torch.Tensor:
+        """The TD error of each sample: Huber or squared (``td_loss``)."""
         obs, actions, targets = batch[:3]
         q = self.q_of(obs, actions)
         if self.td_loss == "huber":
             return F.smooth_l1_loss(q, targets.to(q.dtype), reduction="none")
         return (q - targets.to(q.dtype)) ** 2
-
-    def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return self._errors(batch).mean(), {}
-
-    def eval_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        return {"loss": self._errors(batch).detach()}
 
 
 @register_model("q-mlp")
@@ -163,29 +172,24 @@ class RBFQLinear(QNetwork):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x) @ self.w
 
-    def _errors(self, batch: Batch) -> torch.Tensor:
+    def per_sample(self, batch: Batch) -> torch.Tensor:
         obs, actions, targets = batch[:3]
         return (self.q_of(obs, actions) - targets.float()) ** 2
 
     def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return self._errors(batch).sum(), {}  # the book's reduce_sum((Y - XW)^2), one sample a step
+        return self.per_sample(batch).sum(), {}  # the book's reduce_sum((Y - XW)^2), one sample a step
 
 
-class PolicyNetwork(Model):
+class PolicyNetwork(PerSampleLoss):
     """A categorical policy: ``forward`` gives logits; ``compute_loss((obs, actions, weights))`` is REINFORCE."""
 
     def distribution(self, obs: torch.Tensor) -> torch.distributions.Categorical:
         return torch.distributions.Categorical(logits=self(obs))
 
-    def _terms(self, batch: Batch) -> torch.Tensor:
+    def per_sample(self, batch: Batch) -> torch.Tensor:
+        """``-weight * log pi(a|s)`` of each sample."""
         obs, actions, weights = batch[:3]
         return -self.distribution(obs).log_prob(actions.long()) * weights.float()
-
-    def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return self._terms(batch).mean(), {}
-
-    def eval_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        return {"loss": self._terms(batch).detach()}
 
 
 @register_model("policy-mlp")

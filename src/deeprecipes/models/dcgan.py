@@ -60,6 +60,24 @@ class _ShiftOnlyBatchNorm(nn.BatchNorm2d):
         return super().forward(x) + self.shift[:, None, None]
 
 
+def _checked_shape(image_shape: list[int], divisor: int, init_std: float) -> tuple[int, ...]:
+    """``image_shape`` as a tuple, when it is (C, H, W) with H and W divisible by ``divisor`` (the generator's
+    upsampling) and ``init_std`` is positive; ConfigError otherwise."""
+    if len(image_shape) != 3 or image_shape[1] % divisor or image_shape[2] % divisor:
+        raise ConfigError(f"model.image_shape must be (C, H, W) with H and W divisible by {divisor}, got {image_shape}")
+    if not init_std > 0:
+        raise ConfigError(f"model.init_std must be > 0, got {init_std}")
+    return tuple(image_shape)
+
+
+def _init_normal(model: nn.Module, std: float) -> None:
+    """Every linear and (transposed) convolution weight of ``model`` ~ N(0, std^2), every bias zero."""
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, std)
+            nn.init.zeros_(m.bias)
+
+
 @register_model("dcgan")
 class DCGAN(ImageGAN):
     """A DCGAN for (C, H, W) images with H and W divisible by 4 (see the module docstring).
@@ -106,11 +124,7 @@ class DCGAN(ImageGAN):
         same_noise: bool = True,
     ) -> None:
         check_arguments(DCGAN.__init__, locals())
-        if len(image_shape) != 3 or image_shape[1] % 4 or image_shape[2] % 4:
-            raise ConfigError(f"model.image_shape must be (C, H, W) with H and W divisible by 4, got {image_shape}")
-        if not init_std > 0:
-            raise ConfigError(f"model.init_std must be > 0, got {init_std}")
-        super().__init__(noise_dim, tuple(image_shape), d_steps, g_steps, same_noise)
+        super().__init__(noise_dim, _checked_shape(image_shape, 4, init_std), d_steps, g_steps, same_noise)
         self.book_modes = book_modes
         c, h, w = image_shape
         small = (4 * g_channels, h // 4, w // 4)
@@ -140,10 +154,7 @@ class DCGAN(ImageGAN):
             nn.LeakyReLU(slope),
             nn.Linear(d_hidden, 1),
         )
-        for m in self.modules():
-            if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
-                nn.init.normal_(m.weight, 0.0, init_std)
-                nn.init.zeros_(m.bias)
+        _init_normal(self, init_std)
 
     def train(self, mode: bool = True) -> DCGAN:
         """Training or evaluation mode; with ``book_modes``, batch norm and dropout stay in training mode."""
@@ -197,11 +208,7 @@ class RadfordDCGAN(ImageGAN):
         same_noise: bool = True,
     ) -> None:
         check_arguments(RadfordDCGAN.__init__, locals())
-        if len(image_shape) != 3 or image_shape[1] % 16 or image_shape[2] % 16:
-            raise ConfigError(f"model.image_shape must be (C, H, W) with H and W divisible by 16, got {image_shape}")
-        if not init_std > 0:
-            raise ConfigError(f"model.init_std must be > 0, got {init_std}")
-        super().__init__(noise_dim, tuple(image_shape), d_steps, g_steps, same_noise)
+        super().__init__(noise_dim, _checked_shape(image_shape, 16, init_std), d_steps, g_steps, same_noise)
         c, h, w = image_shape
         small = (8 * g_channels, h // 16, w // 16)
         g_layers: list[nn.Module] = [nn.Linear(noise_dim, math.prod(small)), nn.Unflatten(1, small)]
@@ -214,7 +221,4 @@ class RadfordDCGAN(ImageGAN):
             d_layers += [nn.Conv2d(k // 2 * d_channels, k * d_channels, 5, 2, 2), *_bn_relu(k * d_channels, slope)]
         d_layers += [nn.Flatten(), nn.Linear(8 * d_channels * (h // 16) * (w // 16), 1)]
         self.discriminator = nn.Sequential(*d_layers)
-        for m in self.modules():
-            if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
-                nn.init.normal_(m.weight, 0.0, init_std)
-                nn.init.zeros_(m.bias)
+        _init_normal(self, init_std)

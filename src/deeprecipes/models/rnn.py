@@ -18,13 +18,14 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..params import NonNegative, PositiveInt, check_arguments
+from ..params import NonNegative, PositiveInt, check_arguments, with_defaults
 from ..registry import register_model
 from .base import Classifier, Model
 from .cells import make_rnn, run_rnn
 
 __all__ = [
     "LSTMClassifier",
+    "TokenRNN",
     "SequenceClassifier",
     "SequenceTagger",
     "EncoderDecoder",
@@ -94,28 +95,15 @@ def _lengths(x: torch.Tensor) -> torch.Tensor:
     return (x != 0).sum(1)
 
 
-def _tagging_layers(
-    model: nn.Module, vocab_size: int, embed_size: int, cell: str, hidden_size: int, num_layers: int, dropout: float,
-    bidirectional: bool, num_classes: int,
-) -> None:  # fmt: skip
-    """The layers of the classifier and the tagger, built in this order: token embedding (0 = padding), the
-    recurrent stack, and the readout of its (both directions') output."""
-    model.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=0)
-    model.rnn = make_rnn(cell, embed_size, hidden_size, num_layers, dropout, bidirectional)
-    model.readout = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
-
-
 def _final_hidden(state: torch.Tensor | tuple[torch.Tensor, torch.Tensor], bidirectional: bool) -> torch.Tensor:
     """Last layer's final hidden state (both directions concatenated) -> (batch, hidden * directions)."""
     h = state[0] if isinstance(state, tuple) else state
     return torch.cat([h[-2], h[-1]], 1) if bidirectional else h[-1]
 
 
-@register_model("rnn-sequence-classifier")
-class SequenceClassifier(Classifier):
-    """Many-to-one: embed the tokens, run the recurrent stack to each sequence's own end, classify its final state.
-
-    Registered as ``rnn-sequence-classifier``: over 0-padded token sequences of any length.
+class TokenRNN(Model):
+    """What the sequence classifier and the tagger share: a token embedding (0 = padding), the recurrent stack and
+    a linear readout of its (both directions') output, built in this order.
 
     Parameters
     ----------
@@ -142,47 +130,53 @@ class SequenceClassifier(Classifier):
     ) -> None:
         super().__init__()
         self.bidirectional = bidirectional
-        _tagging_layers(
-            self, vocab_size, embed_size, cell, hidden_size, num_layers, dropout, bidirectional, num_classes
-        )
+        self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=0)
+        self.rnn = make_rnn(cell, embed_size, hidden_size, num_layers, dropout, bidirectional)
+        self.readout = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
+
+    def run_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
+        """The recurrent stack over the embedded tokens x (batch, steps), each sequence to its own end: its
+        outputs (batch, steps, hidden * directions) and final state."""
+        x = x.long()
+        return run_rnn(self.rnn, self.embedding(x), _lengths(x))
+
+
+@register_model("rnn-sequence-classifier")
+class SequenceClassifier(Classifier, TokenRNN):
+    """Many-to-one: embed the tokens, run the recurrent stack to each sequence's own end, classify its final state.
+
+    Registered as ``rnn-sequence-classifier``: over 0-padded token sequences of any length. Parameters as
+    :class:`TokenRNN`.
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x int64 (batch, steps), 0-padded -> logits (batch, num_classes)."""
-        x = x.long()
-        _, state = run_rnn(self.rnn, self.embedding(x), _lengths(x))
+        _, state = self.run_tokens(x)
         return self.readout(_final_hidden(state, self.bidirectional))
 
 
 @register_model("rnn-sequence-tagger")
-class SequenceTagger(Model):
+class SequenceTagger(TokenRNN):
     """Many-to-many, same length: one class per input step (0 = padding, not scored).
 
-    Registered as ``rnn-sequence-tagger``: stacked and bidirectional by default.
+    Registered as ``rnn-sequence-tagger``: stacked and bidirectional by default (a GRU of 2 layers each way, 12
+    classes); otherwise the parameters of :class:`TokenRNN`.
 
     Evaluation reports per-sequence ``loss`` and ``accuracy``, each the mean over the sequence's own steps.
     """
 
-    def __init__(
-        self,
-        vocab_size: PositiveInt = 12,
-        embed_size: PositiveInt = 16,
-        cell: str = "gru",
-        hidden_size: int = 64,
-        num_layers: int = 2,
-        bidirectional: bool = True,
-        dropout: float = 0.0,
-        num_classes: PositiveInt = 12,
-    ) -> None:
-        super().__init__()
-        _tagging_layers(
-            self, vocab_size, embed_size, cell, hidden_size, num_layers, dropout, bidirectional, num_classes
-        )
+    __init__ = with_defaults(
+        TokenRNN.__init__,
+        "SequenceTagger.__init__",
+        cell="gru",
+        num_layers=2,
+        bidirectional=True,
+        num_classes=12,
+    )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x int64 (batch, steps) -> logits (batch, steps, num_classes)."""
-        x = x.long()
-        out, _ = run_rnn(self.rnn, self.embedding(x), _lengths(x))
-        return self.readout(out)
+        return self.readout(self.run_tokens(x)[0])
 
     def _scores(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x, y = batch[0].long(), batch[1].long()
