@@ -11,7 +11,8 @@ episode end after every ``checkpoint_every`` steps, and the end of the run); eac
 seed and its index (:class:`deeprecipes.rl.envs.EnvSource`). A checkpoint holds the network, the optimizer and the
 global random generators (the engine's state), the agent's state (replay buffer, target network, its generator)
 and the source's counters. A run killed mid-episode resumes at the episode's start and plays it again identically,
-so on CPU it ends with the weights of a run never stopped.
+so on CPU it ends with the weights of a run never stopped. (On N environments, ``env.num_envs``, the loop of
+:mod:`deeprecipes.rl.vector` checkpoints between updates instead, and replays the episodes in progress.)
 
 :func:`evaluate_agent` plays greedy episodes with seeds of their own; :func:`save_gif` records one of them.
 """

@@ -108,7 +108,8 @@ class EnvironmentPhase(Phase):
         check_env_id(cfg.env.id)
         if not cfg.train.max_steps and not cfg.env.episodes:
             raise ConfigError("a recipe with [env] sets train.max_steps (environment steps) or env.episodes")
-        check_vector_agent(AGENTS.create(cfg.agent.name, **cfg.agent.args), cfg.env)
+        if cfg.env.num_envs > 1:
+            check_vector_agent(AGENTS.create(cfg.agent.name, **cfg.agent.args), cfg.env)
 
     def run(self, parts: RunParts, *, resume: bool) -> dict[str, Any]:
         cfg, agent = parts.cfg, parts.agent
