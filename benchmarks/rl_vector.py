@@ -7,7 +7,8 @@ Two measurements for each N:
   whole ``wall_time_s``, the setup included);
 - time to solve, as ``benchmarks/rl_sb3.py`` measures it: every 2,500 environment steps, 10 greedy episodes; solved
   at the first evaluation whose mean return is at least 475 (CartPole-v1's threshold). The time is the run's
-  ``solved_wall_s`` (from building the agent, evaluations included), the steps its ``solved_step``.
+  ``solved_wall_s`` (from building the agent, evaluations included), the steps its ``solved_step``; the median
+  counts a run that did not solve within ``--budget`` steps as the slowest.
 
 The ratios are the reference's over N's (above 1: N is faster). Seeds run one after another, N=1 first.
 
@@ -18,6 +19,7 @@ The ratios are the reference's over N's (above 1: N is faster). Seeds run one af
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import tempfile
@@ -45,8 +47,9 @@ def a2c(n: int, n_steps: int, seed: int, steps: int, out: str, evaluate: bool) -
 
 
 def _median(xs: list[float | None]) -> float | None:
-    got = [x for x in xs if x is not None]
-    return statistics.median(got) if got else None
+    """The median, a run that did not solve counting as slower than every other (None when that is the median)."""
+    m = statistics.median([math.inf if x is None else x for x in xs])
+    return None if math.isinf(m) else m
 
 
 def main() -> None:
@@ -83,9 +86,10 @@ def main() -> None:
         times, steps = [t for t, _ in solved[n]], [s for _, s in solved[n]]
         med = _median(times)
         ratio = f"{ref_time / med:.2f}x" if med and ref_time else "-"
+        got = sum(t is not None for t in times)
         print(
-            f"  N={n:<3} {rate[n]:6.0f} steps/s ({rate[n] / rate[ref]:.2f}x)   time to solve "
-            f"{'-' if med is None else f'{med:.1f} s'} median ({ratio}); per seed {times}, steps {steps}"
+            f"  N={n:<3} {rate[n]:6.0f} steps/s ({rate[n] / rate[ref]:.2f}x)   solved {got}/{len(times)}, "
+            f"time to solve {'-' if med is None else f'{med:.1f} s'} median ({ratio}); per seed {times}, steps {steps}"
         )
     print(f"load average at the end {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "")
 

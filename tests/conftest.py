@@ -86,3 +86,22 @@ def kill_9_then_resume():
         return subprocess.run(cli("resume", str(run_dir)), env=env, capture_output=True, text=True)
 
     return run
+
+
+@pytest.fixture
+def crash_agent_at():
+    """``crash(patch, agent_class, steps, method="observe")``: with ``patch`` (a ``monkeypatch.context()``), the
+    agent's ``method`` raises KeyboardInterrupt (an in-process crash) once the agent has taken ``steps`` environment
+    steps; the patch ends with the context."""
+
+    def crash(patch: pytest.MonkeyPatch, agent: type, steps: int, method: str = "observe") -> None:
+        original = getattr(agent, method)
+
+        def crashing(self, *args):
+            if self.steps == steps:
+                raise KeyboardInterrupt
+            return original(self, *args)
+
+        patch.setattr(agent, method, crashing)
+
+    return crash

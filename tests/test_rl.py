@@ -121,18 +121,7 @@ def test_agent_refuses_an_action_space_it_cannot_handle(tmp_path):
     assert not (tmp_path / "r").exists()  # a start that failed leaves nothing behind
 
 
-def _crash_after(monkeypatch, steps: int, agent: type = DQN) -> None:
-    observe = agent.observe
-
-    def crashing(self, *args):
-        if self.steps == steps:
-            raise KeyboardInterrupt
-        return observe(self, *args)
-
-    monkeypatch.setattr(agent, "observe", crashing)
-
-
-def test_dqn_run_and_an_interrupted_one_resumed_end_with_identical_weights(tmp_path, monkeypatch):
+def test_dqn_run_and_an_interrupted_one_resumed_end_with_identical_weights(tmp_path, monkeypatch, crash_agent_at):
     whole = deeprecipes.run("dqn-cartpole", overrides=DQN_SMALL, out=tmp_path / "whole", progress=False)
     assert {"eval_return_mean", "eval_return_std", "episodes", "env_steps"} <= set(whole.metrics)
     assert whole.metrics["env_steps"] >= 400 and whole.summary["phases"] == ["rl"]
@@ -141,7 +130,7 @@ def test_dqn_run_and_an_interrupted_one_resumed_end_with_identical_weights(tmp_p
     assert any(p.name.startswith("events") for p in (tmp_path / "whole" / "tb").iterdir())
 
     with monkeypatch.context() as m:
-        _crash_after(m, 250)
+        crash_agent_at(m, DQN, 250)
         with pytest.raises(KeyboardInterrupt):
             deeprecipes.run("dqn-cartpole", overrides=DQN_SMALL, out=tmp_path / "cut", progress=False)
     resumed = deeprecipes.resume(tmp_path / "cut", progress=False)
@@ -249,7 +238,7 @@ def test_atari_recipes_run_end_to_end_on_tiny_budgets(recipe, tmp_path):
 
 
 @pytest.mark.parametrize("recipe", ["policy-gradient-cartpole", "a2c-cartpole"])
-def test_policy_gradient_agents_resume_to_identical_weights(recipe, tmp_path, monkeypatch):
+def test_policy_gradient_agents_resume_to_identical_weights(recipe, tmp_path, monkeypatch, crash_agent_at):
     from deeprecipes.rl.a2c import A2C
     from deeprecipes.rl.reinforce import Reinforce
 
@@ -258,7 +247,7 @@ def test_policy_gradient_agents_resume_to_identical_weights(recipe, tmp_path, mo
     short["env.gif"] = False
     deeprecipes.run(recipe, overrides=short, out=tmp_path / "whole", progress=False)
     with monkeypatch.context() as m:
-        _crash_after(m, 420, agent)
+        crash_agent_at(m, agent, 420)
         with pytest.raises(KeyboardInterrupt):
             deeprecipes.run(recipe, overrides=short, out=tmp_path / "cut", progress=False)
     deeprecipes.resume(tmp_path / "cut", progress=False)

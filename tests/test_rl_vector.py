@@ -103,27 +103,16 @@ def test_vector_a2c_logs_every_episode_counts_environment_steps_and_is_reproduci
     assert a.metrics == b.metrics and a.config.env.num_envs == 4
 
 
-def _crash_vector_after(monkeypatch, steps: int) -> None:
-    observe = A2C.observe_batch
-
-    def crashing(self, *args):
-        if self.steps == steps:
-            raise KeyboardInterrupt
-        return observe(self, *args)
-
-    monkeypatch.setattr(A2C, "observe_batch", crashing)
-
-
 def _same_weights(a, b) -> None:
     for which in ("latest", "best"):
         wa, wb = load_checkpoint(a / "checkpoints", which)[0], load_checkpoint(b / "checkpoints", which)[0]
         assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa), which
 
 
-def test_vector_a2c_interrupted_mid_episodes_resumes_to_identical_weights(tmp_path, monkeypatch):
+def test_vector_a2c_interrupted_mid_episodes_resumes_to_identical_weights(tmp_path, monkeypatch, crash_agent_at):
     deeprecipes.run("a2c-cartpole", overrides=A2C_VEC, out=tmp_path / "whole", progress=False)
     with monkeypatch.context() as m:
-        _crash_vector_after(m, 700)  # inside a rollout, with every sub-environment inside an episode
+        crash_agent_at(m, A2C, 700, "observe_batch")  # inside a rollout (700 is a multiple of 4, not of 32)
         with pytest.raises(KeyboardInterrupt):
             deeprecipes.run("a2c-cartpole", overrides=A2C_VEC, out=tmp_path / "cut", progress=False)
     state = load_checkpoint(tmp_path / "cut" / "checkpoints")[1]
@@ -135,7 +124,7 @@ def test_vector_a2c_interrupted_mid_episodes_resumes_to_identical_weights(tmp_pa
     assert (tmp_path / "cut" / "metrics.jsonl").read_text() == whole  # no episode lost or logged twice
 
 
-@pytest.mark.slow  # about 15 s (two CLI processes); the in-process crash test above checks the same weights
+@pytest.mark.slow  # about 20 s (two CLI processes); the in-process crash test above checks the same weights
 def test_kill_9_then_resume_of_a_vector_a2c_run_from_the_command_line(tmp_path, kill_9_then_resume):
     overrides = {**A2C_VEC, "train.max_steps": 3000}
     deeprecipes.run("a2c-cartpole", overrides=overrides, out=tmp_path / "whole", progress=False)
