@@ -9,6 +9,7 @@ saying what it needs, when the folder lacks it. CI runs the whole suite with no 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -84,6 +85,23 @@ def kill_9_then_resume():
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         return subprocess.run(cli("resume", str(run_dir)), env=env, capture_output=True, text=True)
+
+    return run
+
+
+@pytest.fixture
+def whole_and_killed_run(kill_9_then_resume):
+    """``run(recipe, overrides, tmp_path, settle)``: the recipe with ``overrides`` run in this process into
+    ``tmp_path/whole``, and from the command line into ``tmp_path/cut``, killed with SIGKILL and resumed there
+    (:func:`kill_9_then_resume`, one thread); fails unless the resume succeeds."""
+    import deeprecipes
+
+    def run(recipe: str, overrides: dict, tmp_path: Path, settle: float) -> None:
+        deeprecipes.run(recipe, overrides=overrides, out=tmp_path / "whole", progress=False)
+        sets = [f"--set={k}={json.dumps(v)}" for k, v in overrides.items()]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+        done = kill_9_then_resume([recipe, *sets], tmp_path / "cut", env, settle)
+        assert done.returncode == 0, done.stderr
 
     return run
 

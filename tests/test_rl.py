@@ -2,7 +2,6 @@
 agents end to end, exact resume after a crash and after kill -9, and the ``envs`` and ``play`` commands."""
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -143,14 +142,9 @@ def test_dqn_run_and_an_interrupted_one_resumed_end_with_identical_weights(tmp_p
 
 
 @pytest.mark.slow  # about 20 s (two CLI processes); the in-process crash test above checks the same weights
-def test_kill_9_then_resume_of_a_dqn_run_from_the_command_line(tmp_path, kill_9_then_resume):
-    overrides = {**DQN_SMALL, "train.max_steps": 700}
-    deeprecipes.run("dqn-cartpole", overrides=overrides, out=tmp_path / "whole", progress=False)
-    sets = [f"--set={k}={json.dumps(v)}" for k, v in overrides.items()]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+def test_kill_9_then_resume_of_a_dqn_run_from_the_command_line(tmp_path, whole_and_killed_run):
     # killed inside a later episode, or in the middle of writing a checkpoint
-    done = kill_9_then_resume(["dqn-cartpole", *sets], tmp_path / "cut", env, settle=0.2)
-    assert done.returncode == 0, done.stderr
+    whole_and_killed_run("dqn-cartpole", {**DQN_SMALL, "train.max_steps": 700}, tmp_path, settle=0.2)
     a, b = load_checkpoint(tmp_path / "whole" / "checkpoints")[0], load_checkpoint(tmp_path / "cut" / "checkpoints")[0]
     assert all(torch.equal(a[k], b[k]) for k in a)
 

@@ -3,7 +3,6 @@ step and episode counting in the logs, reproducibility, the refusal of agents th
 resume of an A2C run on 4 environments after a crash and after kill -9."""
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -125,12 +124,7 @@ def test_vector_a2c_interrupted_mid_episodes_resumes_to_identical_weights(tmp_pa
 
 
 @pytest.mark.slow  # about 20 s (two CLI processes); the in-process crash test above checks the same weights
-def test_kill_9_then_resume_of_a_vector_a2c_run_from_the_command_line(tmp_path, kill_9_then_resume):
-    overrides = {**A2C_VEC, "train.max_steps": 3000}
-    deeprecipes.run("a2c-cartpole", overrides=overrides, out=tmp_path / "whole", progress=False)
-    sets = [f"--set={k}={json.dumps(v)}" for k, v in overrides.items()]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    done = kill_9_then_resume(["a2c-cartpole", *sets], tmp_path / "cut", env, settle=0.3)
-    assert done.returncode == 0, done.stderr
+def test_kill_9_then_resume_of_a_vector_a2c_run_from_the_command_line(tmp_path, whole_and_killed_run):
+    whole_and_killed_run("a2c-cartpole", {**A2C_VEC, "train.max_steps": 3000}, tmp_path, settle=0.3)
     assert json.loads((tmp_path / "cut" / "summary.json").read_text())["resumed_from"]["step"] < 3000
     _same_weights(tmp_path / "whole", tmp_path / "cut")
