@@ -9,6 +9,7 @@ saying what it needs, when the folder lacks it. CI runs the whole suite with no 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -86,3 +87,39 @@ def kill_9_then_resume():
         return subprocess.run(cli("resume", str(run_dir)), env=env, capture_output=True, text=True)
 
     return run
+
+
+@pytest.fixture
+def whole_and_killed_run(kill_9_then_resume):
+    """``run(recipe, overrides, tmp_path, settle)``: the recipe with ``overrides`` run in this process into
+    ``tmp_path/whole``, and from the command line into ``tmp_path/cut``, killed with SIGKILL and resumed there
+    (:func:`kill_9_then_resume`, one thread); fails unless the resume succeeds."""
+    import deeprecipes
+
+    def run(recipe: str, overrides: dict, tmp_path: Path, settle: float) -> None:
+        deeprecipes.run(recipe, overrides=overrides, out=tmp_path / "whole", progress=False)
+        sets = [f"--set={k}={json.dumps(v)}" for k, v in overrides.items()]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+        done = kill_9_then_resume([recipe, *sets], tmp_path / "cut", env, settle)
+        assert done.returncode == 0, done.stderr
+
+    return run
+
+
+@pytest.fixture
+def crash_agent_at():
+    """``crash(patch, agent_class, steps, method="observe")``: with ``patch`` (a ``monkeypatch.context()``), the
+    agent's ``method`` raises KeyboardInterrupt (an in-process crash) once the agent has taken ``steps`` environment
+    steps; the patch ends with the context."""
+
+    def crash(patch: pytest.MonkeyPatch, agent: type, steps: int, method: str = "observe") -> None:
+        original = getattr(agent, method)
+
+        def crashing(self, *args):
+            if self.steps == steps:
+                raise KeyboardInterrupt
+            return original(self, *args)
+
+        patch.setattr(agent, method, crashing)
+
+    return crash

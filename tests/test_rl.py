@@ -2,7 +2,6 @@
 agents end to end, exact resume after a crash and after kill -9, and the ``envs`` and ``play`` commands."""
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -121,18 +120,7 @@ def test_agent_refuses_an_action_space_it_cannot_handle(tmp_path):
     assert not (tmp_path / "r").exists()  # a start that failed leaves nothing behind
 
 
-def _crash_after(monkeypatch, steps: int, agent: type = DQN) -> None:
-    observe = agent.observe
-
-    def crashing(self, *args):
-        if self.steps == steps:
-            raise KeyboardInterrupt
-        return observe(self, *args)
-
-    monkeypatch.setattr(agent, "observe", crashing)
-
-
-def test_dqn_run_and_an_interrupted_one_resumed_end_with_identical_weights(tmp_path, monkeypatch):
+def test_dqn_run_and_an_interrupted_one_resumed_end_with_identical_weights(tmp_path, monkeypatch, crash_agent_at):
     whole = deeprecipes.run("dqn-cartpole", overrides=DQN_SMALL, out=tmp_path / "whole", progress=False)
     assert {"eval_return_mean", "eval_return_std", "episodes", "env_steps"} <= set(whole.metrics)
     assert whole.metrics["env_steps"] >= 400 and whole.summary["phases"] == ["rl"]
@@ -141,7 +129,7 @@ def test_dqn_run_and_an_interrupted_one_resumed_end_with_identical_weights(tmp_p
     assert any(p.name.startswith("events") for p in (tmp_path / "whole" / "tb").iterdir())
 
     with monkeypatch.context() as m:
-        _crash_after(m, 250)
+        crash_agent_at(m, DQN, 250)
         with pytest.raises(KeyboardInterrupt):
             deeprecipes.run("dqn-cartpole", overrides=DQN_SMALL, out=tmp_path / "cut", progress=False)
     resumed = deeprecipes.resume(tmp_path / "cut", progress=False)
@@ -154,14 +142,9 @@ def test_dqn_run_and_an_interrupted_one_resumed_end_with_identical_weights(tmp_p
 
 
 @pytest.mark.slow  # about 20 s (two CLI processes); the in-process crash test above checks the same weights
-def test_kill_9_then_resume_of_a_dqn_run_from_the_command_line(tmp_path, kill_9_then_resume):
-    overrides = {**DQN_SMALL, "train.max_steps": 700}
-    deeprecipes.run("dqn-cartpole", overrides=overrides, out=tmp_path / "whole", progress=False)
-    sets = [f"--set={k}={json.dumps(v)}" for k, v in overrides.items()]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+def test_kill_9_then_resume_of_a_dqn_run_from_the_command_line(tmp_path, whole_and_killed_run):
     # killed inside a later episode, or in the middle of writing a checkpoint
-    done = kill_9_then_resume(["dqn-cartpole", *sets], tmp_path / "cut", env, settle=0.2)
-    assert done.returncode == 0, done.stderr
+    whole_and_killed_run("dqn-cartpole", {**DQN_SMALL, "train.max_steps": 700}, tmp_path, settle=0.2)
     a, b = load_checkpoint(tmp_path / "whole" / "checkpoints")[0], load_checkpoint(tmp_path / "cut" / "checkpoints")[0]
     assert all(torch.equal(a[k], b[k]) for k in a)
 
@@ -251,7 +234,7 @@ def test_atari_recipes_run_end_to_end_on_tiny_budgets(recipe, tmp_path):
 
 
 @pytest.mark.parametrize("recipe", ["policy-gradient-cartpole", "a2c-cartpole"])
-def test_policy_gradient_agents_resume_to_identical_weights(recipe, tmp_path, monkeypatch):
+def test_policy_gradient_agents_resume_to_identical_weights(recipe, tmp_path, monkeypatch, crash_agent_at):
     from deeprecipes.rl.a2c import A2C
     from deeprecipes.rl.reinforce import Reinforce
 
@@ -260,7 +243,7 @@ def test_policy_gradient_agents_resume_to_identical_weights(recipe, tmp_path, mo
     short["env.gif"] = False
     deeprecipes.run(recipe, overrides=short, out=tmp_path / "whole", progress=False)
     with monkeypatch.context() as m:
-        _crash_after(m, 420, agent)
+        crash_agent_at(m, agent, 420)
         with pytest.raises(KeyboardInterrupt):
             deeprecipes.run(recipe, overrides=short, out=tmp_path / "cut", progress=False)
     deeprecipes.resume(tmp_path / "cut", progress=False)

@@ -310,6 +310,7 @@ class EnvConfig:
     )
     max_episode_steps: int = _f(0, "cut episodes at this many steps (0 = the environment's own limit)", min=0)
     episodes: int = _f(0, "stop after this many training episodes (0 = no limit; train.max_steps limits steps)", min=0)
+    num_envs: int = _f(1, "environments stepped together (gymnasium.vector), for agents that act on a batch", min=1)
     eval_episodes: int = _f(10, "greedy evaluation episodes at the end of the run (eval_return_mean, _std)", min=0)
     eval_every: int = _f(0, "also evaluate greedily every N environment steps (0 = off), keeping the best", min=0)
     eval_during: int = _f(10, "episodes of each evaluation every eval_every steps", min=1)

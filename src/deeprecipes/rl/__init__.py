@@ -3,6 +3,7 @@
 - :mod:`.envs`: environments by id (``deeprecipes envs``), the Atari wrappers, the seeded environment source;
 - :mod:`.buffer`: a uint8-friendly replay buffer that stores each frame once and checkpoints its contents;
 - :mod:`.loop`: the loop a run's ``rl`` phase drives (steps, episodes, curves, checkpoints), evaluation and GIFs;
+- :mod:`.vector`: N environments stepped together (``env.num_envs``), seeded and replayed for exact resume;
 - one file per agent, registered by name for a recipe's ``[agent]`` section: :mod:`.dqn` (``dqn``),
   :mod:`.reinforce` (``reinforce``), :mod:`.a2c` (``a2c``), :mod:`.qlearning` (``rbf-q-learning``),
   :mod:`.random_search` (``random``, ``random-search``). Their networks are registered models

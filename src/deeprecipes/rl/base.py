@@ -12,6 +12,9 @@ engine (the network's optimizer, stepped with ``engine.step(loss)``), the spaces
 
 ``greedy(obs)`` is the evaluation policy. ``state_dict()`` holds everything else an exact resume needs (replay
 buffer, target network, counters, the agent's random generator); the loop saves it between episodes only.
+
+An agent with ``vector = True`` also acts on N environments at once (``env.num_envs``; the methods it adds are
+described in :mod:`deeprecipes.rl.vector`); the others refuse ``env.num_envs > 1``.
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ class Agent:
     """Base class: random generator, bookkeeping and the defaults (no learning, no state of its own)."""
 
     name: ClassVar[str] = ""
+    vector: ClassVar[bool] = False  # acts on a batch of N environments (act_batch, observe_batch, settled)
 
     def bind(self, network: Any, engine: Any, observation_space: Any, action_space: Any, seed: int) -> None:
         """Attach the agent to its network and engine, for an environment with these spaces."""

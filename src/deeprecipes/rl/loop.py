@@ -11,7 +11,8 @@ episode end after every ``checkpoint_every`` steps, and the end of the run); eac
 seed and its index (:class:`deeprecipes.rl.envs.EnvSource`). A checkpoint holds the network, the optimizer and the
 global random generators (the engine's state), the agent's state (replay buffer, target network, its generator)
 and the source's counters. A run killed mid-episode resumes at the episode's start and plays it again identically,
-so on CPU it ends with the weights of a run never stopped.
+so on CPU it ends with the weights of a run never stopped. (On N environments, ``env.num_envs``, the loop of
+:mod:`deeprecipes.rl.vector` checkpoints between updates instead, and replays the episodes in progress.)
 
 :func:`evaluate_agent` plays greedy episodes with seeds of their own; :func:`save_gif` records one of them.
 """
@@ -152,22 +153,19 @@ class EnvironmentLoop:
         t0, s0 = time.perf_counter(), self.source.steps
         try:
             while not self._done():
-                before = self.source.steps
-                record = self._episode()
+                before, episodes_before = self.source.steps, self.source.episodes
+                self._advance()
+                s = self.source
                 if bar is not None:
-                    bar.update(self.source.steps - before)
-                    bar.set_postfix(
-                        episode=record["episode"],
-                        ret=f"{record['return']:.1f}",
-                        mean100=f"{record['return_mean100']:.1f}",
-                        refresh=False,
-                    )
-                elif self._tenth(before):
-                    fps = (self.source.steps - s0) / max(time.perf_counter() - t0, 1e-9)
+                    bar.update(s.steps - before)
+                    if s.episodes:
+                        mean100 = f"{np.mean(s.returns[-100:]):.1f}"
+                        bar.set_postfix(episode=s.episodes, ret=f"{s.returns[-1]:.1f}", mean100=mean100, refresh=False)
+                elif self._tenth(before, episodes_before) and s.episodes:
+                    fps = (s.steps - s0) / max(time.perf_counter() - t0, 1e-9)
                     log.info(
                         "step %d  episode %d  return %.1f  mean100 %.1f  (%.0f steps/s)",
-                        *(self.source.steps, record["episode"], record["return"]),
-                        *(record["return_mean100"], fps),
+                        *(s.steps, s.episodes, s.returns[-1], float(np.mean(s.returns[-100:])), fps),
                     )
                 self._periodic_eval()
                 if self.source.steps - self.last_checkpoint >= self.checkpoint_every:
@@ -181,12 +179,16 @@ class EnvironmentLoop:
                 close_events(self.writer)
         return self.history()
 
-    def _tenth(self, before: int) -> bool:
+    def _tenth(self, before: int, episodes_before: int) -> bool:
         """Whether the last episode crossed a tenth of the run (in steps, or in episodes when only they count)."""
         if self.max_steps:
             return self.source.steps * 10 // self.max_steps > before * 10 // self.max_steps
         n, total = self.source.episodes, max(self.max_episodes, 1)
-        return n * 10 // total > (n - 1) * 10 // total
+        return n * 10 // total > episodes_before * 10 // total
+
+    def _advance(self) -> None:
+        """Play on to the next point where the run may be checkpointed: here, one whole episode."""
+        self._episode()
 
     def _episode(self) -> dict[str, Any]:
         agent, source = self.agent, self.source
@@ -211,17 +213,22 @@ class EnvironmentLoop:
             if terminated or truncated:  # episodes are played to their end: checkpoints fall between them
                 break
         extra = agent.end_episode()
-        return self._record(losses, extra)
+        return self._record(losses, extra, source.episodes)
 
-    def _record(self, losses: list[float], extra: dict[str, float]) -> dict[str, Any]:
-        s = self.source
+    def _record(
+        self, losses: list[float], extra: dict[str, float], episode: int, step: int | None = None
+    ) -> dict[str, Any]:
+        """Log finished episode number ``episode`` (counted from 1), which ended at environment step ``step`` (by
+        default, the last one): a line of ``metrics.jsonl``, TensorBoard scalars."""
+        s, n = self.source, episode
+        step = s.steps if step is None else step
         record = {
-            "episode": s.episodes,
-            "step": s.steps,
-            "return": s.returns[-1],
-            "length": s.lengths[-1],
-            "return_mean100": float(np.mean(s.returns[-100:])),
-            "length_mean100": float(np.mean(s.lengths[-100:])),
+            "episode": n,
+            "step": step,
+            "return": s.returns[n - 1],
+            "length": s.lengths[n - 1],
+            "return_mean100": float(np.mean(s.returns[max(n - 100, 0) : n])),
+            "length_mean100": float(np.mean(s.lengths[max(n - 100, 0) : n])),
             **({"loss": float(np.mean(losses))} if losses else {}),
             **self.agent.scalars(),
             **extra,
@@ -231,7 +238,7 @@ class EnvironmentLoop:
                 f.write(json.dumps(record) + "\n")
             with writing_events(self.run_dir / "tb"):
                 for k in ("return", "length", "return_mean100", "length_mean100", *extra):
-                    self.writer.add_scalar(f"episode/{k}", float(record[k]), s.steps)
+                    self.writer.add_scalar(f"episode/{k}", float(record[k]), step)
         return record
 
     def history(self) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..registry import AGENTS, MODELS, create_model
 from ..rl.envs import EnvSource, check_env_id, make_env
 from ..rl.loop import EnvironmentLoop, evaluate_agent
+from ..rl.vector import VectorEnvironmentLoop, VectorEnvSource, check_vector_agent
 from ..training.callbacks import WallClock
 from ..training.checkpoint import atomic_write_text, load_checkpoint
 from ..training.setup import make_engine
@@ -51,8 +52,10 @@ def network_for(cfg: RecipeConfig, agent: Any, env: Any) -> tuple[Any, dict[str,
 def build_env_parts(cfg: RecipeConfig, run_dir: Path | None, mach: RunMachine, progress: bool | None) -> RunParts:
     """Seeds, environment source, agent, network and engine of a reinforcement-learning run."""
     seed_everything(cfg.train.seed)
-    source = EnvSource(cfg.env, cfg.train.seed)
     agent = AGENTS.create(cfg.agent.name, **cfg.agent.args)
+    check_vector_agent(agent, cfg.env)
+    n = cfg.env.num_envs
+    source = EnvSource(cfg.env, cfg.train.seed) if n == 1 else VectorEnvSource(cfg.env, cfg.train.seed, n)
     model, args = network_for(cfg, agent, source)
     model.to(mach.device)
     engine = make_engine(
@@ -105,10 +108,12 @@ class EnvironmentPhase(Phase):
         check_env_id(cfg.env.id)
         if not cfg.train.max_steps and not cfg.env.episodes:
             raise ConfigError("a recipe with [env] sets train.max_steps (environment steps) or env.episodes")
+        if cfg.env.num_envs > 1:
+            check_vector_agent(AGENTS.create(cfg.agent.name, **cfg.agent.args), cfg.env)
 
     def run(self, parts: RunParts, *, resume: bool) -> dict[str, Any]:
         cfg, agent = parts.cfg, parts.agent
-        loop = EnvironmentLoop(
+        loop = (EnvironmentLoop if cfg.env.num_envs == 1 else VectorEnvironmentLoop)(
             agent,
             parts.env,
             parts.engine,
