@@ -89,6 +89,22 @@ def test_book_sized_atari_buffer_takes_a_quarter_of_the_naive_size():
     assert 500_000 * per_frame < 3.6e9 < 12.8e9  # the book's naive 4x80x80 per transition: 12.8 GB
 
 
+def test_atari_training_clips_rewards_and_evaluation_keeps_the_score():
+    pytest.importorskip("ale_py")
+    from deeprecipes.config import EnvConfig
+    from deeprecipes.rl.envs import make_env
+
+    cfg = EnvConfig(id="MsPacmanNoFrameskip-v4", wrappers="atari", max_episode_steps=2000)
+    rewards = {}
+    for clip in (True, False):
+        env = make_env(cfg, clip_rewards=clip)
+        env.reset(seed=3)
+        rewards[clip] = [env.step(k // 20 % 5)[1] for k in range(300)]
+        env.close()
+    assert max(rewards[False]) >= 10  # a dot is worth 10 points
+    assert rewards[True] == [float(np.sign(r)) for r in rewards[False]]
+
+
 def test_environment_source_replays_the_same_episodes_from_its_state():
     cfg = EnvConfig(id="CartPole-v1")
     a, b = EnvSource(cfg, seed=5), EnvSource(cfg, seed=5)

@@ -78,9 +78,11 @@ def matching_envs(pattern: str = "*") -> list[str]:
     return ids
 
 
-def make_env(cfg: EnvConfig, *, render: bool = False) -> Any:
+def make_env(cfg: EnvConfig, *, render: bool = False, clip_rewards: bool = True) -> Any:
     """The environment of ``cfg``: ``gym.make(id, **args)``, an episode limit, and the ``atari`` wrappers (noop
-    reset up to 30, frame skip 4 with max-pooling, 84x84 grey, clipped rewards, a stack of 4 frames).
+    reset up to 30, frame skip 4 with max-pooling, 84x84 grey, rewards clipped to their sign unless
+    ``clip_rewards`` is False, a stack of 4 frames). Training clips; evaluation does not, so that an Atari
+    evaluation is the game's score, as the papers report it.
 
     Episodic life (a lost life ends the episode for learning) is the loop's business: it marks the transition
     terminal without resetting the game (``info["lives"]``), as Stable-Baselines3's EpisodicLifeEnv does."""
@@ -99,7 +101,8 @@ def make_env(cfg: EnvConfig, *, render: bool = False) -> Any:
         raise ConfigError(f"env.args do not fit environment '{cfg.id}': {e}") from None
     if cfg.wrappers == "atari":
         env = g.wrappers.AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84, grayscale_obs=True)
-        env = g.wrappers.TransformReward(env, lambda r: float(np.sign(r)))
+        if clip_rewards:
+            env = g.wrappers.TransformReward(env, lambda r: float(np.sign(r)))
         env = g.wrappers.FrameStackObservation(env, 4)
     return env
 

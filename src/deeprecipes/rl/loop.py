@@ -281,9 +281,10 @@ class EnvironmentLoop:
 
 
 def evaluate_agent(agent: Any, env_cfg: Any, seed: int, episodes: int, *, gif: Path | None = None) -> dict[str, float]:
-    """``episodes`` greedy episodes (seeded apart from training); mean and std of return and length. With ``gif``,
+    """``episodes`` greedy episodes (seeded apart from training); mean and std of return and length. The rewards
+    are the game's own (no clipping: an Atari return is the score) and a game lasts all its lives. With ``gif``,
     the first is also recorded there."""
-    env = make_env(env_cfg, render=gif is not None)
+    env = make_env(env_cfg, render=gif is not None, clip_rewards=False)
     returns, lengths = [], []
     try:
         for k in range(max(episodes, 1 if gif else 0)):
