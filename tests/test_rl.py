@@ -182,6 +182,16 @@ def test_envs_and_play_commands(tmp_path, capsys):
     assert main(["-q", "play", str(tmp_path / "r"), "--episodes", "0"]) == 2
     assert main(["-q", "eval", str(tmp_path / "r")]) == 2
     assert "use 'deeprecipes play" in capsys.readouterr().err
+    # figures redraws the episode curves from metrics.jsonl; a damaged line is left out with a warning
+    (tmp_path / "r" / "figures" / "returns.png").unlink()
+    with open(tmp_path / "r" / "metrics.jsonl", "a") as f:
+        f.write('{"episode": "x"}\n{"episode": 99, "return": "garbage", "length": null}\n')
+    assert main(["-q", "figures", str(tmp_path / "r"), "--out", str(tmp_path / "redrawn")]) == 0
+    assert (tmp_path / "redrawn" / "returns.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (tmp_path / "r" / "figures" / "returns.png").exists()
+    (tmp_path / "r" / "metrics.jsonl").write_text("")
+    assert main(["-q", "figures", str(tmp_path / "r")]) == 2
+    assert "no finished episode in metrics.jsonl" in capsys.readouterr().err
 
 
 def test_karpathy_pong_preprocessing_and_returns_that_restart_at_each_point():

@@ -43,7 +43,7 @@ from . import environment, report
 from .device import RunMachine, on_machine
 from .parts import RunParts, build_parts, eval_sources, load_data, seed_everything
 from .phases import phases_for
-from .rundir import LOCK_FILE, MODEL_FILE, load_run, lock_run_dir, model_record, read_config, run_path
+from .rundir import LOCK_FILE, MODEL_FILE, load_run, lock_run_dir, model_record, read_config, read_metrics, run_path
 
 __all__ = ["run", "resume", "evaluate", "figures", "sample", "play", "load_run_and_data", "RunResult", "Evaluation"]
 
@@ -437,10 +437,16 @@ def figures(
     run_dir: str | Path, *, which: str = "latest", out: str | Path | None = None, data_dir: str | Path | None = None
 ) -> list[str]:
     """Draw a saved run's pictures again from its checkpoint: reconstructions (clean / corrupted / reconstructed),
-    first-layer filters, training curves and, for a 2-unit code, the test set in code space. Returns the files."""
+    first-layer filters, training curves and, for a 2-unit code, the test set in code space; for a
+    reinforcement-learning run, its episode curves from ``metrics.jsonl``. Returns the files."""
     run_dir = run_path(run_dir)
     cfg = read_config(run_dir)
-    _not_an_agent(cfg, run_dir)
+    if cfg.env.id:  # a reinforcement-learning run: its curves, from metrics.jsonl (``play`` draws a game)
+        episodes = read_metrics(run_dir / "metrics.jsonl", key="episode")
+        if not episodes:
+            raise ConfigError(f"{run_dir}: no finished episode in metrics.jsonl to draw")
+        fig_dir = run_dir / "figures" if out is None else run_path(out, "out")
+        return [str(environment.draw_curves(fig_dir, cfg.name, episodes))]
     with on_machine(cfg, None) as (mach, _):
         loaded, data = load_run_and_data(run_dir, which, data_dir, mach.device)
         sample = data.splits()["test"].subset(10).to(mach.device).tensors()

@@ -162,15 +162,24 @@ class EnvironmentPhase(Phase):
 def _curves(parts: RunParts, history: list[dict[str, Any]]) -> list[str]:
     if parts.run_dir is None or not history:
         return []
+    return [str(draw_curves(parts.run_dir / "figures", parts.cfg.name, history))]
+
+
+def draw_curves(fig_dir: Path, name: str, history: list[dict[str, Any]]) -> Path:
+    """``fig_dir/returns.png``: the episodes' return and length, raw and as the mean of the last 100 episodes,
+    against the episode (``history``: the episode records of ``metrics.jsonl``; a value that is not a number is
+    drawn as a gap)."""
     records: list[dict[str, float]] = [{"episode": i} for i in range(len(history))]
     for key in ("return", "length"):  # one panel each: raw, and the mean of the last 100 episodes
-        raw = np.array([h[key] for h in history], float)
+        raw = np.array([_number(h.get(key)) for h in history], float)
         mean100 = np.convolve(raw, np.ones(100), "full")[: len(raw)] / np.minimum(np.arange(1, len(raw) + 1), 100)
         for rec, r, m in zip(records, raw, mean100):
             rec[key], rec[f"mean100_{key}"] = float(r), float(m)
-    path = parts.run_dir / "figures" / "returns.png"
-    save_curves(records, path, f"{parts.cfg.name}: episode return and length", x="episode")
-    return [str(path)]
+    return save_curves(records, fig_dir / "returns.png", f"{name}: episode return and length", x="episode")
+
+
+def _number(v: Any) -> float:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else float("nan")
 
 
 def write_env_summary(parts: RunParts, applied: Any) -> dict[str, Any]:

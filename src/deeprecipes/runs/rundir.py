@@ -123,12 +123,13 @@ def read_model_record(run_dir: str | Path) -> dict[str, Any]:
     return record
 
 
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """The epoch records of a ``metrics.jsonl`` (the run's, or a pretrained layer's), in order; lines that are not
-    one (cut short by a kill, damaged) are left out with one warning naming the file and the lines."""
-    records, bad = read_metrics_log(Path(path))
+def read_metrics(path: str | Path, key: str = "epoch") -> list[dict[str, Any]]:
+    """The epoch records of a ``metrics.jsonl`` (the run's, or a pretrained layer's; ``key="episode"``: a
+    reinforcement-learning run's episodes), in order; lines that are not one (cut short by a kill, damaged) are
+    left out with one warning naming the file and the lines."""
+    records, bad = read_metrics_log(Path(path), key)
     if bad:
-        log.warning("%s: left out %s", path, bad_lines(bad))
+        log.warning("%s: left out %s", path, bad_lines(bad, key))
     return records
 
 

@@ -157,10 +157,11 @@ class ProgressLogger(Callback):
             self._bar = None
 
 
-def read_metrics_log(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
-    """The epoch records of a ``metrics.jsonl`` (JSON objects with a whole-number ``epoch`` >= 0), in file order,
-    and the numbers of the lines that are not one (not UTF-8, not JSON, not such an object): the content never
-    raises, and a file that cannot be read is one CheckpointError line."""
+def read_metrics_log(path: Path, key: str = "epoch") -> tuple[list[dict[str, Any]], list[int]]:
+    """The epoch records of a ``metrics.jsonl`` (JSON objects with a whole-number ``key`` >= 0: ``epoch``, or
+    ``episode`` for a reinforcement-learning run), in file order, and the numbers of the lines that are not one (not
+    UTF-8, not JSON, not such an object): the content never raises, and a file that cannot be read is one
+    CheckpointError line."""
     try:
         raw = Path(path).read_bytes()
     except OSError as e:
@@ -173,7 +174,7 @@ def read_metrics_log(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
             record = json.loads(line.decode("utf-8"))
         except ValueError:  # UnicodeDecodeError, JSONDecodeError
             record = None
-        epoch = record.get("epoch") if isinstance(record, dict) else None
+        epoch = record.get(key) if isinstance(record, dict) else None
         if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0:
             records.append(record)
         else:
@@ -181,10 +182,10 @@ def read_metrics_log(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
     return records, bad
 
 
-def bad_lines(numbers: list[int]) -> str:
+def bad_lines(numbers: list[int], key: str = "epoch") -> str:
     """``"2 lines that are not epoch records (3, 7)"``, for warnings about a damaged ``metrics.jsonl``."""
     shown = ", ".join(map(str, numbers[:5])) + (", ..." if len(numbers) > 5 else "")
-    return f"{len(numbers)} line(s) that are not epoch records (line {shown})"
+    return f"{len(numbers)} line(s) that are not {key} records (line {shown})"
 
 
 class MetricsLog(Callback):
