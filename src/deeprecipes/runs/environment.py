@@ -26,7 +26,7 @@ from ..rl.vector import VectorEnvironmentLoop, VectorEnvSource, check_vector_age
 from ..training.callbacks import WallClock
 from ..training.checkpoint import atomic_write_text, load_checkpoint
 from ..training.setup import make_engine
-from ..viz import save_curves
+from ..viz import as_number, save_curves
 from . import report
 from .device import RunMachine, device_info, on_machine, versions
 from .parts import RunParts, seed_everything
@@ -171,15 +171,11 @@ def draw_curves(fig_dir: Path, name: str, history: list[dict[str, Any]]) -> Path
     drawn as a gap)."""
     records: list[dict[str, float]] = [{"episode": i} for i in range(len(history))]
     for key in ("return", "length"):  # one panel each: raw, and the mean of the last 100 episodes
-        raw = np.array([_number(h.get(key)) for h in history], float)
+        raw = np.array([as_number(h.get(key)) for h in history], float)
         mean100 = np.convolve(raw, np.ones(100), "full")[: len(raw)] / np.minimum(np.arange(1, len(raw) + 1), 100)
         for rec, r, m in zip(records, raw, mean100):
             rec[key], rec[f"mean100_{key}"] = float(r), float(m)
     return save_curves(records, fig_dir / "returns.png", f"{name}: episode return and length", x="episode")
-
-
-def _number(v: Any) -> float:
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else float("nan")
 
 
 def write_env_summary(parts: RunParts, applied: Any) -> dict[str, Any]:

@@ -29,6 +29,7 @@ __all__ = [
     "save_tiles",
     "save_grid",
     "save_curves",
+    "as_number",
     "save_code_scatter",
     "scatter_by_label",
     "save_plane",
@@ -175,7 +176,7 @@ def save_curves(records: Sequence[Mapping[str, Any]], path: Path, title: str = "
     epochs = [r[x] + 1 for r in records]
     for ax, (kind, names) in zip(axes[0], groups.items()):
         for name in names:
-            values = [_number(r.get(name)) for r in records]
+            values = [as_number(r.get(name)) for r in records]
             ax.plot(epochs, values, label=name, marker="." if len(epochs) < 30 else None)
         ax.set_xlabel(x)
         ax.set_title(kind)
@@ -186,7 +187,8 @@ def save_curves(records: Sequence[Mapping[str, Any]], path: Path, title: str = "
     return save_figure(fig, path)
 
 
-def _number(v: Any) -> float:
+def as_number(v: Any) -> float:
+    """``v`` as a float when it is a number (not a bool), else NaN: what a curve draws as a gap."""
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else float("nan")
 
 
