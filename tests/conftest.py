@@ -63,6 +63,16 @@ def mnist_small():
     return create_dataset("mnist", split="theano").train.x[:1000]
 
 
+@pytest.fixture(scope="session")
+def digits():
+    """scikit-learn's 8x8 digits scaled to [0, 1], split 75/25 (stratified): X_train, X_test, y_train, y_test."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X / 16.0, y, test_size=0.25, random_state=0, stratify=y)
+
+
 def cli(*args: str) -> list[str]:
     """The ``deeprecipes`` command line in this interpreter, quiet."""
     return [sys.executable, "-m", "deeprecipes", "-q", *args]

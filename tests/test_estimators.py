@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import BaseEstimator, clone
-from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -88,13 +87,6 @@ def test_sklearn_compatible(estimator, check):
 
 # ----------------------------------------------------------------------------------------------------------------
 # data
-
-
-@pytest.fixture(scope="module")
-def digits():
-    """sklearn's 8x8 digits scaled to [0, 1], split 75/25 (stratified)."""
-    X, y = load_digits(return_X_y=True)
-    return train_test_split(X / 16.0, y, test_size=0.25, random_state=0, stratify=y)
 
 
 def as_28x28(X8: np.ndarray) -> np.ndarray:

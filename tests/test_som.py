@@ -97,8 +97,10 @@ def test_u_matrix_of_a_known_map():
 def test_bad_settings_name_the_parameter():
     with pytest.raises(ConfigError, match="mode must be one of online, batch"):
         create_model("som", mode="minibatch")
-    with pytest.raises(ConfigError, match="sigma and eta must be > 0"):
+    with pytest.raises(ConfigError, match="eta must be > 0, got 0.0"):
         create_model("som", eta=0.0)
+    with pytest.raises(ConfigError, match="sigma must be > 0, got -1.0"):
+        create_model("som", sigma=-1.0)
     with pytest.raises(ConfigError, match="n_features = 3, but the data rows have 784"):
         create_model("som").check_data(torch.rand(4, 784))
     with pytest.raises(ValueError, match="iterations == 0, must be >= 1"):

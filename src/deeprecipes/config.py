@@ -77,6 +77,8 @@ def check_value(value: Any, tp: Any, where: str) -> Any:
                 return check_value(value, arg, where)
             except ConfigError as e:
                 errors.append(e)
+        if len(errors) == 1:  # Optional[X]: X's own message ("must be > 0")
+            raise errors[0]
         allowed = " or ".join(_type_name(a) for a in args if a is not type(None))
         raise ConfigError(f"{where} must be {allowed}, got {value!r}")
     if origin is typing.Literal:

@@ -34,20 +34,18 @@ from sklearn.base import ClassifierMixin
 from ..models import autoencoder as ae
 from ..models.conv_autoencoder import ConvDenoisingAutoencoder as ConvModel
 from ..models.stacked import DeepAutoencoder, LayerStack, StackedClassifier
-from ..params import NonNegative, NonNegativeInt, Positive, PositiveInt, Probability, with_defaults
+from ..params import PositiveInt
 from .base import (
     Decoding,
-    Device,
     LayerwiseEstimator,
-    OptimizerName,
     SoftmaxOutputs,
     TorchEstimator,
-    Verbose,
     check_levels,
     check_sizes,
     check_unit_interval,
+    estimator_init,
     estimator_preset,
-    store_params,
+    init_with_defaults,
 )
 
 __all__ = [
@@ -121,26 +119,13 @@ class Autoencoder(AutoencoderEstimator):
         The engine's epoch logs (``train_loss``, ...).
     """
 
-    def __init__(
-        self,
-        n_hidden: PositiveInt = 256,
-        tied: bool = False,
-        loss: ae.Loss = "mse",
-        corruption: ae.Noise = "none",
-        corruption_level: Probability = 0.0,
-        sparsity_target: ae.SparsityTarget = 0.05,
-        sparsity_weight: NonNegative = 0.0,
-        contractive_weight: NonNegative = 0.0,
-        init: ae.Init = "xavier",
-        optimizer: OptimizerName = "adam",
-        lr: Positive = 0.01,
-        epochs: PositiveInt = 10,
-        batch_size: PositiveInt = 100,
-        random_state: Any = None,
-        device: Device = "cpu",
-        verbose: Verbose = False,
-    ) -> None:
-        store_params(self, locals())
+    __init__ = estimator_init(
+        "Autoencoder",
+        ae.Autoencoder,
+        "n_hidden tied loss corruption corruption_level sparsity_target sparsity_weight contractive_weight init "
+        "optimizer lr epochs batch_size random_state device verbose",
+        init="xavier",
+    )
 
     def _fit_model(self, x: torch.Tensor, y: Any, seed: int) -> list[dict[str, Any]]:
         model = ae.Autoencoder(x.shape[1], **self.shared_args(ae.Autoencoder), image_shape=None)
@@ -234,26 +219,18 @@ class StackedDenoisingAutoencoder(AutoencoderEstimator, StackedAutoencoderEstima
         Epoch logs with ``phase`` ("pretrain" or "finetune") and, for pretraining, ``layer`` (1-based).
     """
 
-    def __init__(
-        self,
-        hidden_layer_sizes: Any = (500, 250),
-        corruption_levels: Any = None,
-        corruption: ae.Noise = "masking",
-        tied: bool = True,
-        loss: ae.Loss = "mse",
-        init: ae.Init = "glorot-sigmoid",
-        pretrain_epochs: NonNegativeInt = 5,
-        pretrain_lr: Positive = 0.01,
-        pretrain_optimizer: OptimizerName = "adam",
-        finetune_epochs: NonNegativeInt = 0,
-        lr: Positive = 0.001,
-        optimizer: OptimizerName = "adam",
-        batch_size: PositiveInt = 100,
-        random_state: Any = None,
-        device: Device = "cpu",
-        verbose: Verbose = False,
-    ) -> None:
-        store_params(self, locals())
+    __init__ = estimator_init(
+        "StackedDenoisingAutoencoder",
+        ae.Autoencoder,
+        "hidden_layer_sizes corruption_levels corruption tied loss init pretrain_epochs pretrain_lr pretrain_optimizer "
+        "finetune_epochs lr optimizer batch_size random_state device verbose",
+        hidden_layer_sizes=(500, 250),
+        corruption="masking",
+        tied=True,
+        init="glorot-sigmoid",
+        finetune_epochs=0,
+        lr=0.001,
+    )
 
     def _fit_model(self, x: torch.Tensor, y: Any, seed: int) -> list[dict[str, Any]]:
         model = DeepAutoencoder(self._stack(x.shape[1]), loss=self.loss, image_shape=None)
@@ -279,7 +256,7 @@ class StackedDenoisingClassifier(ClassifierMixin, SoftmaxOutputs, StackedAutoenc
     n_features_in_, feature_names_in_, history_
     """
 
-    __init__ = with_defaults(
+    __init__ = init_with_defaults(
         StackedDenoisingAutoencoder.__init__,
         "StackedDenoisingClassifier.__init__",
         annotations={"finetune_epochs": PositiveInt},
@@ -314,20 +291,14 @@ class ConvDenoisingAutoencoder(AutoencoderEstimator):
     ``transform`` returns the code flattened to ``filters[2] * 16`` features; ``inverse_transform`` takes it back.
     """
 
-    def __init__(
-        self,
-        corruption: ae.Noise = "gaussian",
-        corruption_level: Probability = 0.5,
-        filters: Any = (32, 32, 16),
-        optimizer: OptimizerName = "adam",
-        lr: Positive = 0.001,
-        epochs: PositiveInt = 10,
-        batch_size: PositiveInt = 128,
-        random_state: Any = None,
-        device: Device = "cpu",
-        verbose: Verbose = False,
-    ) -> None:
-        store_params(self, locals())
+    __init__ = estimator_init(
+        "ConvDenoisingAutoencoder",
+        ConvModel,
+        "corruption corruption_level filters optimizer lr epochs batch_size random_state device verbose",
+        filters=(32, 32, 16),
+        lr=0.001,
+        batch_size=128,
+    )
 
     _image_shape = (28, 28)
 

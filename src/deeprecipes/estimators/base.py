@@ -1,14 +1,18 @@
-"""Shared machinery of the scikit-learn estimators: parameters checked from their annotations, the input funnel,
-fit under a seeded generator, training through :func:`deeprecipes.training.setup.make_engine`, float64 inference in
-chunks. Each model family's estimators subclass :class:`TorchEstimator`.
+"""Shared machinery of the scikit-learn estimators: parameters derived from the models' signatures and checked from
+their annotations, the input funnel, fit under a seeded generator, training through
+:func:`deeprecipes.training.setup.make_engine`, float64 inference in chunks. Each model family's estimators subclass
+:class:`TorchEstimator` (or :class:`BaseTorchEstimator`, for a model with no ``transform``, such as a GAN).
 
-An estimator's ``__init__`` lists its parameters explicitly (scikit-learn reads that signature) and only stores
-them (:func:`store_params`); their annotations are the typed aliases of :mod:`deeprecipes.params` and of the
-model modules (``autoencoder.Loss``, ``rbm.Visible``), so ``fit`` checks each one from its annotation
-(:func:`check_params`) with scikit-learn's one-line messages ("lr == 0.0, must be > 0.")::
+An estimator's parameters are written once, in its model's signature. :func:`estimator_init` builds the
+estimator's ``__init__`` from the names it takes: each is the model's parameter of that name (its annotation, and its
+default unless the estimator gives another) or, when the model has none, one of the training settings of
+:func:`settings` (``optimizer``, ``lr``, ``epochs``, ``batch_size``, ``random_state``, ``device``, ``verbose``, ...).
+The result has a real signature, which scikit-learn's ``get_params`` and ``clone`` read, and only stores what it is
+given (scikit-learn's rule); ``fit`` checks each parameter from its annotation (:func:`check_params`) with
+scikit-learn's one-line messages ("lr == 0.0, must be > 0.")::
 
-    def __init__(self, n_hidden: PositiveInt = 256, loss: autoencoder.Loss = "mse", lr: Positive = 0.01, ...):
-        store_params(self, locals())
+    class Autoencoder(TorchEstimator):
+        __init__ = estimator_init("Autoencoder", ae.Autoencoder, "n_hidden loss lr epochs", lr=0.01)
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from __future__ import annotations
 import copy
 import inspect
 import numbers
+import sys
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Self
 
@@ -27,7 +33,17 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, check_scalar
 
 from ..data.batches import Batches
-from ..params import Interval, OneOf, Spec, is_int, specs, with_defaults
+from ..params import (
+    Interval,
+    NonNegative,
+    NonNegativeInt,
+    OneOf,
+    Positive,
+    PositiveInt,
+    Spec,
+    is_int,
+    specs,
+)
 from ..training.callbacks import Callback
 from ..training.engine import Engine
 from ..training.layerwise import pretrain
@@ -49,13 +65,16 @@ __all__ = [
     "Verbose",
     "Device",
     "validate_data",
-    "store_params",
+    "settings",
+    "estimator_init",
+    "init_with_defaults",
     "estimator_preset",
     "check_params",
     "check_sizes",
     "check_levels",
     "check_unit_interval",
     "PrintEpochs",
+    "BaseTorchEstimator",
     "TorchEstimator",
     "SoftmaxOutputs",
     "Decoding",
@@ -71,29 +90,120 @@ Device = str | torch.device
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# parameters: stored in __init__, checked in fit from the annotations
+# parameters: derived from the models' signatures, stored in __init__, checked in fit from the annotations
+
+
+def settings(
+    optimizer: OptimizerName = "adam",
+    lr: Positive = 0.01,
+    epochs: PositiveInt = 10,
+    batch_size: PositiveInt = 100,
+    weight_decay: NonNegative = 0.0,
+    hidden_layer_sizes: Any = (256, 256),
+    pretrain_epochs: NonNegativeInt = 5,
+    pretrain_lr: Positive = 0.01,
+    pretrain_optimizer: OptimizerName = "adam",
+    finetune_epochs: NonNegativeInt = 20,
+    corruption_levels: Any = None,
+    max_iter: PositiveInt = 300,
+    random_state: Any = None,
+    device: Device = "cpu",
+    verbose: Verbose = False,
+) -> None:
+    """The estimators' own parameters, those no model takes: how they train (``optimizer``, ``lr``, ``epochs``,
+    ``batch_size``, ``weight_decay``), the layer-wise ones (``hidden_layer_sizes``, ``pretrain_*``,
+    ``finetune_epochs``, ``corruption_levels``), ``max_iter``, and scikit-learn's ``random_state``, ``device`` and
+    ``verbose``. :func:`estimator_init` takes the names an estimator lists from here, with these defaults unless it
+    gives others."""
+
+
+def _parameter(name: str, sources: Sequence[Callable[..., Any]], defaults: Mapping[str, Any]) -> inspect.Parameter:
+    """The estimator parameter ``name`` (or ``name=model_name``: the model's ``model_name`` under another name) from
+    the first of ``sources`` that takes it: its annotation, and its default (a list as a tuple, since scikit-learn
+    wants immutable defaults) unless ``defaults`` gives another."""
+    name, _, source_name = name.partition("=")
+    source_name = source_name or name
+    for source in sources:
+        init = source.__init__ if isinstance(source, type) else source
+        taken = inspect.signature(init).parameters.get(source_name)
+        if taken is not None:
+            default = defaults.get(name, taken.default)
+            default = tuple(default) if isinstance(default, list) else default
+            annotation = typing.get_type_hints(init, include_extras=True).get(source_name, Any)
+            return inspect.Parameter(
+                name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=annotation
+            )
+    raise TypeError(
+        f"no estimator parameter {name!r}: {', '.join(getattr(s, '__name__', '?') for s in sources)} take none"
+    )
+
+
+def _storing_init(signature: inspect.Signature, qualname: str, module: str) -> Callable[..., None]:
+    """An ``__init__`` with ``signature`` that stores each argument as the attribute of its name, as given."""
+
+    def __init__(self: BaseEstimator, *args: Any, **kwargs: Any) -> None:
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        for name, value in list(bound.arguments.items())[1:]:
+            setattr(self, name, value)
+
+    __init__.__signature__ = signature  # type: ignore[attr-defined]  # what inspect and scikit-learn read
+    __init__.__annotations__ = {p.name: p.annotation for p in list(signature.parameters.values())[1:]}
+    __init__.__qualname__, __init__.__module__ = qualname, module
+    return __init__
+
+
+def estimator_init(
+    name: str,
+    model: Callable[..., Any] | Sequence[Callable[..., Any]] | None,
+    names: str,
+    *,
+    annotations: Mapping[str, Any] | None = None,
+    module: str | None = None,
+    **defaults: Any,
+) -> Callable[..., None]:
+    """The ``__init__`` of estimator ``name``. Its parameters are ``names`` (space-separated, in order), each the
+    parameter of that name of ``model`` (of the first of several models that takes it) or else a setting of
+    :func:`settings`; ``n_components=n_hidden`` is the model's ``n_hidden`` under another name. ``defaults`` and
+    ``annotations`` (bounds) replace the source's for some. It only stores its arguments; ``fit`` checks them from
+    the annotations::
+
+        __init__ = estimator_init("RBM", rbm.RBM, "n_components=n_hidden k lr epochs random_state", lr=0.1)
+    """
+    models = [] if model is None else list(model) if isinstance(model, Sequence) else [model]
+    sources = [*models, settings]
+    params = [_parameter(n, sources, defaults) for n in names.split()]
+    self = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    module = module or sys._getframe(1).f_globals.get("__name__", __name__)  # the caller's, as namedtuple does
+    init = _storing_init(inspect.Signature([self, *params]), f"{name}.__init__", module)
+    return init_with_defaults(init, f"{name}.__init__", annotations, **defaults)
+
+
+def init_with_defaults(
+    init: Callable[..., None], qualname: str, /, annotations: Mapping[str, Any] | None = None, **defaults: Any
+) -> Callable[..., None]:
+    """``init`` (an :func:`estimator_init` ``__init__``) with other ``defaults`` and, where given, other
+    ``annotations`` (bounds) for some of its parameters."""
+    signature = inspect.signature(init)
+    annotations = dict(annotations or {})
+    unknown = sorted({*defaults, *annotations} - set(signature.parameters))
+    if unknown:
+        raise TypeError(f"{qualname}: {init.__qualname__} takes no parameter {', '.join(unknown)}")
+    params = [
+        p.replace(default=defaults.get(p.name, p.default), annotation=annotations.get(p.name, p.annotation))
+        for p in signature.parameters.values()
+    ]
+    return _storing_init(signature.replace(parameters=params), qualname, init.__module__)
 
 
 def estimator_preset(base: type, name: str, doc: str, **defaults: Any) -> type:
-    """A subclass ``name`` of ``base`` whose ``__init__`` is ``base``'s with other ``defaults`` (the same
-    parameters, annotations and body: a real signature, which scikit-learn's ``get_params`` and ``clone`` read).
-    The model registry's ``register_preset``, for estimators::
+    """A subclass ``name`` of ``base`` whose parameters are ``base``'s with other ``defaults``: the model registry's
+    ``register_preset``, for estimators::
 
         SparseAutoencoder = estimator_preset(Autoencoder, "SparseAutoencoder", "...", sparsity_target=0.02)
     """
-    names = list(inspect.signature(base.__init__).parameters)[1:]
-    if len(base.__init__.__defaults__ or ()) != len(names):
-        raise TypeError(f"{name}: {base.__name__}.__init__ takes no default for every name")
-    fn = with_defaults(base.__init__, f"{name}.__init__", **defaults)
-    return type(name, (base,), {"__init__": fn, "__doc__": doc, "__module__": base.__module__, "__qualname__": name})
-
-
-def store_params(estimator: BaseEstimator, values: Mapping[str, Any]) -> None:
-    """Keep each ``__init__`` parameter of ``estimator`` found in ``values`` as the attribute of its name, as given
-    (scikit-learn's rule: ``__init__`` only stores, ``fit`` checks). Called as ``store_params(self, locals())``."""
-    for name in inspect.signature(type(estimator).__init__).parameters:
-        if name != "self" and name in values:
-            setattr(estimator, name, values[name])
+    init = init_with_defaults(base.__init__, f"{name}.__init__", **defaults)
+    return type(name, (base,), {"__init__": init, "__doc__": doc, "__module__": base.__module__, "__qualname__": name})
 
 
 _KINDS = {bool: "a bool", int: "an integer", float: "a number", str: "a string"}
@@ -195,14 +305,14 @@ class PrintEpochs(Callback):
 # the common machinery
 
 
-class TorchEstimator(TransformerMixin, ClassNamePrefixFeaturesOutMixin, BaseEstimator):
-    """Fit/transform plumbing shared by every estimator here: ``fit(X)`` (unsupervised; classifiers take
-    :class:`SoftmaxOutputs`' ``fit(X, y)``), ``transform``, ``score``.
+class BaseTorchEstimator(BaseEstimator):
+    """Fit plumbing shared by every estimator here: ``fit(X)`` (unsupervised; classifiers take
+    :class:`SoftmaxOutputs`' ``fit(X, y)``) under a seeded generator, training on the engine, float64 inference.
+    :class:`TorchEstimator` adds ``transform``; a model with no code to give (a GAN) stops here.
 
-    Subclasses define ``_fit_model(x, y, seed)`` (build ``self.model_``, train it, return the history),
-    ``_encode(model, x)`` and ``_n_features_out``; they may extend ``_check_params()`` (the annotations' checks run
-    first) and define ``_check_X(X)`` for extra input checks. Inference hooks get the model to use (a float64 copy
-    of ``model_``) as first argument.
+    Subclasses define ``_fit_model(x, y, seed)`` (build ``self.model_``, train it, return the history); they may
+    extend ``_check_params()`` (the annotations' checks run first) and define ``_check_X(X)`` for extra input checks.
+    Inference hooks get the model to use (a float64 copy of ``model_``) as first argument.
     """
 
     # -- hooks ----------------------------------------------------------------------------------------------------
@@ -222,9 +332,6 @@ class TorchEstimator(TransformerMixin, ClassNamePrefixFeaturesOutMixin, BaseEsti
 
     def _fit_model(self, x: torch.Tensor, y: torch.Tensor | None, seed: int) -> list[dict[str, Any]]:
         raise NotImplementedError
-
-    def _encode(self, model: Any, x: torch.Tensor) -> torch.Tensor:
-        return model.encode(x)
 
     # -- shared helpers -------------------------------------------------------------------------------------------
     def shared_args(self, model: Callable[..., Any]) -> dict[str, Any]:
@@ -320,21 +427,29 @@ class TorchEstimator(TransformerMixin, ClassNamePrefixFeaturesOutMixin, BaseEsti
             self.history_ = self._fit_model(x, y, seed)
         self.model_.eval()
 
-    # -- transform ------------------------------------------------------------------------------------------------
-    def transform(self, X: Any) -> np.ndarray:
-        """The code (top hidden layer) of each row of X, shape (n_samples, n_features_out)."""
-        return self._apply(self._encode, self._validated(X))
-
-    def score(self, X: Any, y: Any = None) -> float:
-        """Mean of ``score_samples``; y is ignored."""
-        return float(np.mean(self.score_samples(X)))
-
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         if tags.transformer_tags is not None:
             tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.input_tags.positive_only = self._unit_interval_only()
         return tags
+
+
+class TorchEstimator(TransformerMixin, ClassNamePrefixFeaturesOutMixin, BaseTorchEstimator):
+    """:class:`BaseTorchEstimator` with ``transform`` (``_encode(model, x)``, ``model.encode`` by default),
+    ``fit_transform`` and ``score`` (the mean of a subclass's ``score_samples``); ``_n_features_out`` names the
+    code's width."""
+
+    def transform(self, X: Any) -> np.ndarray:
+        """The code (top hidden layer) of each row of X, shape (n_samples, n_features_out)."""
+        return self._apply(self._encode, self._validated(X))
+
+    def _encode(self, model: Any, x: torch.Tensor) -> torch.Tensor:
+        return model.encode(x)
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Mean of ``score_samples``; y is ignored."""
+        return float(np.mean(self.score_samples(X)))
 
 
 class Decoding:

@@ -35,8 +35,8 @@ from sklearn.base import ClusterMixin
 from ..models import kmeans as km
 from ..models import pca as pca_model
 from ..models import som as som_model
-from ..params import NonNegative, Positive, PositiveInt
-from .base import Decoding, Device, TorchEstimator, Verbose, store_params
+from ..params import PositiveInt
+from .base import Decoding, TorchEstimator, estimator_init
 
 __all__ = ["PCA", "KMeans", "SelfOrganizingMap"]
 
@@ -97,15 +97,13 @@ class PCA(Decoding, WholeSetEstimator):
     history_ : list of dict
     """
 
-    def __init__(
-        self,
-        n_components: PositiveInt | None = None,
-        center: bool = True,
-        random_state: Any = None,
-        device: Device = "cpu",
-        verbose: Verbose = False,
-    ) -> None:
-        store_params(self, locals())
+    __init__ = estimator_init(
+        "PCA",
+        pca_model.PCA,
+        "n_components center random_state device verbose",
+        annotations={"n_components": PositiveInt | None},
+        n_components=None,
+    )
 
     def _check_X(self, X: np.ndarray) -> None:
         n, d = X.shape
@@ -176,18 +174,9 @@ class KMeans(ClusterMixin, PrototypeEstimator):
     history_ : list of dict
     """
 
-    def __init__(
-        self,
-        n_clusters: PositiveInt = 8,
-        init: km.Init = "k-means++",
-        distance: km.Distance = "euclidean",
-        max_iter: PositiveInt = 300,
-        tol: NonNegative = 1e-4,
-        random_state: Any = None,
-        device: Device = "cpu",
-        verbose: Verbose = False,
-    ) -> None:
-        store_params(self, locals())
+    __init__ = estimator_init(
+        "KMeans", km.KMeans, "n_clusters init distance max_iter tol random_state device verbose", tol=1e-4
+    )
 
     def _check_X(self, X: np.ndarray) -> None:
         km.check_n_clusters(int(self.n_clusters), len(X))
@@ -256,20 +245,15 @@ class SelfOrganizingMap(PrototypeEstimator):
     history_ : list of dict
     """
 
-    def __init__(
-        self,
-        m: PositiveInt = 10,
-        n: PositiveInt = 10,
-        iterations: PositiveInt = 100,
-        sigma: Positive | None = None,
-        eta: Positive = 0.5,
-        mode: som_model.Mode = "batch",
-        init: som_model.Init = "normal",
-        random_state: Any = None,
-        device: Device = "cpu",
-        verbose: Verbose = False,
-    ) -> None:
-        store_params(self, locals())
+    __init__ = estimator_init(
+        "SelfOrganizingMap",
+        som_model.SOM,
+        "m n iterations sigma eta mode init random_state device verbose",
+        m=10,
+        n=10,
+        iterations=100,
+        mode="batch",
+    )
 
     def _fit_model(self, x: torch.Tensor, y: Any, seed: int) -> list[dict[str, Any]]:
         model = som_model.SOM(n_features=x.shape[1], **self.shared_args(som_model.SOM))

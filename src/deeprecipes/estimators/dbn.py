@@ -22,9 +22,10 @@ import numpy as np
 import torch
 from sklearn.base import ClassifierMixin
 
+from ..models import rbm
 from ..models.dbn import DBNClassifier, build_rbm_stack
-from ..params import NonNegativeInt, Positive, PositiveInt, Rate
-from .base import Device, LayerwiseEstimator, OptimizerName, SoftmaxOutputs, Verbose, check_sizes, store_params
+from ..params import PositiveInt, Rate
+from .base import LayerwiseEstimator, SoftmaxOutputs, check_sizes, estimator_init
 from .rbm import check_probabilities
 
 __all__ = ["DBN"]
@@ -66,23 +67,16 @@ class DBN(ClassifierMixin, SoftmaxOutputs, LayerwiseEstimator):
         ``history_`` holds every epoch's logs, tagged ``phase`` ("pretrain" with its ``layer``, or "finetune").
     """
 
-    def __init__(
-        self,
-        hidden_layer_sizes: Any = (256, 256),
-        k: PositiveInt = 1,
-        pretrain_epochs: NonNegativeInt = 5,
-        pretrain_lr: Positive = 0.05,
-        pretrain_optimizer: OptimizerName = "sgd",
-        finetune_epochs: PositiveInt = 20,
-        lr: Positive = 0.01,
-        optimizer: OptimizerName = "adam",
-        dropout: Rate = 0.0,
-        batch_size: PositiveInt = 100,
-        random_state: Any = None,
-        device: Device = "cpu",
-        verbose: Verbose = False,
-    ) -> None:
-        store_params(self, locals())
+    __init__ = estimator_init(
+        "DBN",
+        (rbm.RBM, DBNClassifier),
+        "hidden_layer_sizes k pretrain_epochs pretrain_lr pretrain_optimizer finetune_epochs lr optimizer dropout "
+        "batch_size random_state device verbose",
+        annotations={"dropout": Rate, "finetune_epochs": PositiveInt},
+        pretrain_lr=0.05,
+        pretrain_optimizer="sgd",
+        dropout=0.0,
+    )
 
     # -- checks ---------------------------------------------------------------------------------------------------
     def _check_params(self) -> None:

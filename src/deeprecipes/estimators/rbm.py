@@ -27,15 +27,11 @@ from sklearn.utils import check_random_state
 
 from ..errors import ConfigError
 from ..models import rbm
-from ..params import NonNegative, Positive, PositiveInt, Rate
 from .base import (
-    Device,
-    OptimizerName,
     TorchEstimator,
-    Verbose,
     check_unit_interval,
+    estimator_init,
     estimator_preset,
-    store_params,
 )
 
 __all__ = ["RBM", "GaussianRBM", "DataRangeWarning", "check_probabilities"]
@@ -104,25 +100,17 @@ class RBM(TorchEstimator):
         The engine's epoch logs (``train_loss``: the free-energy difference between data and model samples).
     """
 
-    def __init__(
-        self,
-        n_components: PositiveInt = 256,
-        visible: rbm.Visible = "bernoulli",
-        k: PositiveInt = 1,
-        persistent: bool = True,
-        lr: Positive = 0.1,
-        optimizer: OptimizerName = "sgd",
-        weight_decay: NonNegative = 0.0,
-        sparsity_target: Rate = 0.0,
-        sparsity_cost: NonNegative = 0.0,
-        init_std: Positive = 0.01,
-        epochs: PositiveInt = 10,
-        batch_size: PositiveInt = 10,
-        random_state: Any = None,
-        device: Device = "cpu",
-        verbose: Verbose = False,
-    ) -> None:
-        store_params(self, locals())
+    __init__ = estimator_init(
+        "RBM",
+        rbm.RBM,
+        "n_components=n_hidden visible k persistent lr optimizer weight_decay sparsity_target sparsity_cost init_std "
+        "epochs batch_size random_state device verbose",
+        n_components=256,
+        persistent=True,
+        lr=0.1,
+        optimizer="sgd",
+        batch_size=10,
+    )
 
     # -- checks ---------------------------------------------------------------------------------------------------
     def _check_params(self) -> None:

@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import ConfigError
-from ..params import NonNegativeInt, OneOf, Positive, PositiveInt, Rate, check_arguments, choices
+from ..params import NonNegative, NonNegativeInt, OneOf, Positive, PositiveInt, Rate, check_arguments, choices
 from ..registry import register_model, register_preset
 from ..viz import save_image_rows
 from .base import Batch, Model
@@ -117,7 +117,7 @@ class RBM(Model):
         persistent: bool = False,
         n_chains: PositiveInt = 20,
         sparsity_target: Rate = 0.0,
-        sparsity_cost: float = 0.0,
+        sparsity_cost: NonNegative = 0.0,
         init: Init = "normal",
         init_std: Positive = 0.01,
         sum_hidden_term: bool = False,

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..params import OneOf, PositiveInt, check_arguments, choices
+from ..params import OneOf, Positive, PositiveInt, check_arguments, choices
 from ..registry import register_model
 from ..viz import pyplot, save_figure, save_tiles
 from .base import Batch, Model
@@ -72,8 +72,8 @@ class SOM(Model):
         n: PositiveInt = 30,
         n_features: PositiveInt = 3,
         iterations: PositiveInt = 400,
-        sigma: float | None = None,
-        eta: float = 0.5,
+        sigma: Positive | None = None,
+        eta: Positive = 0.5,
         mode: Mode = "online",
         init: Init = "normal",
         image_shape: list[int] | None = None,
@@ -81,8 +81,6 @@ class SOM(Model):
         super().__init__()
         check_arguments(SOM.__init__, locals())
         sigma = max(m, n) / 2.0 if sigma is None else sigma
-        if sigma <= 0 or eta <= 0:
-            raise ConfigError(f"model 'som' sigma and eta must be > 0, got sigma = {sigma}, eta = {eta}")
         self.m, self.n, self.n_features, self.iterations = m, n, n_features, iterations
         self.sigma, self.eta, self.mode, self.init = float(sigma), float(eta), mode, init
         self.image_shape = image_shape_of(n_features, image_shape)

@@ -155,15 +155,15 @@ class VAE(Model):
     @torch.no_grad()
     def log_likelihood(self, x: torch.Tensor, k: int, chunk: int = 500) -> torch.Tensor:
         """The importance-weighted estimate of log p(x) per image with ``k`` draws of q(z|x), in nats."""
-        x = x.reshape(len(x), -1).float()
+        x = x.reshape(len(x), -1).to(self.mu.weight.dtype)  # float32 in a run, float64 in the estimator
         mu, log_var = self.posterior(x)
         std = torch.exp(0.5 * log_var)
         weights = []
         for start in range(0, k, chunk):
             n = min(chunk, k - start)
-            eps = torch.randn(n, *mu.shape, device=x.device)
+            eps = torch.randn(n, *mu.shape, device=x.device, dtype=mu.dtype)
             z = mu + std * eps  # (n, batch, n_latent)
-            logits = self.decoder(z.reshape(-1, self.n_latent)).float().reshape(n, len(x), -1)
+            logits = self.decoder(z.reshape(-1, self.n_latent)).reshape(n, len(x), -1)
             log_px_z = -F.binary_cross_entropy_with_logits(logits, x.expand(n, -1, -1), reduction="none").sum(2)
             log_pz = -0.5 * (z.pow(2) + _LOG_2PI).sum(2)
             log_qz_x = -0.5 * (eps.pow(2) + _LOG_2PI + log_var).sum(2)
