@@ -65,13 +65,20 @@ def test_shipped_files_present():
         ("tf", {"train": 55000, "val": 5000, "test": 10000}),
         ("theano", {"train": 50000, "val": 10000, "test": 10000}),
         ("full", {"train": 60000, "test": 10000}),
+        ("all", {"train": 70000, "test": 10000}),
     ],
 )
 def test_mnist_split_sizes(split, sizes):
     data = create_dataset("mnist", split=split)
     assert data.sizes() == sizes
     assert data.split == split and data.name == "mnist"
-    assert (data.val is None) == (split == "full")
+    assert (data.val is None) == (split in ("full", "all"))
+
+
+def test_all_split_trains_on_the_training_then_the_test_images(full):
+    every = create_dataset("mnist", split="all")
+    assert every.train.x[:60000].equal(full.train.x) and every.train.x[60000:].equal(full.test.x)
+    assert every.train.y[60000:].equal(full.test.y) and every.test.x.equal(full.test.x)
 
 
 def test_tf_split_is_first_5000_val_last_55000_train(full):

@@ -8,6 +8,10 @@ Split schemes (the 60,000 training images are cut; the 10,000 test images are al
     The deeplearning.net tutorials' ``mnist.pkl.gz``: train = the first 50,000, validation = the last 10,000.
 ``full``
     Train on all 60,000, no validation split.
+``all``
+    Train on all 70,000 images, the test images among them, no validation split: keras-io's protocol (its VAE
+    example fits ``np.concatenate([x_train, x_test])``). The test split is still the 10,000 test images, so with
+    ``all`` a test score is a score on training images, not a held-out one.
 
 MNIST ships inside the package (``data/files/mnist``); Fashion-MNIST is found through the data folder, the cache,
 Debian's ``/usr/share/datasets/fashion-mnist`` (package ``dataset-fashion-mnist``) or a download (see
@@ -51,6 +55,7 @@ SPLITS: dict[str, tuple[slice, slice | None]] = {
     "tf": (slice(5000, None), slice(0, 5000)),
     "theano": (slice(0, 50000), slice(50000, None)),
     "full": (slice(None), None),
+    "all": (slice(None), None),  # and the test images: see load_idx_dataset
 }
 
 MNIST_MIRRORS = (
@@ -153,7 +158,7 @@ def load_idx_dataset(
     classes : list of str
         Class names; their number bounds the labels.
     split : str
-        ``tf``, ``theano`` or ``full`` (see the module docstring).
+        ``tf``, ``theano``, ``full`` or ``all`` (see the module docstring).
     data_dir : str, optional
         Data folder to look in first (default ``$DEEPRECIPES_DATA``).
     flatten : bool
@@ -170,7 +175,7 @@ def load_idx_dataset(
     checksums = {spec.name: spec.sha256 for spec in files}
     x_train, y_train = _pair(paths[TRAIN_IMAGES], paths[TRAIN_LABELS], checksums, len(classes))
     x_test, y_test = _pair(paths[TEST_IMAGES], paths[TEST_LABELS], checksums, len(classes))
-    if len(x_train) < 60000 and split != "full":
+    if len(x_train) < 60000 and split not in ("full", "all"):
         raise DataError(
             f"{paths[TRAIN_IMAGES]}: split '{split}' needs 60,000 training images, the file has {len(x_train)}"
         )
@@ -179,6 +184,8 @@ def load_idx_dataset(
     train = ArrayData(xt[train_part], yt[train_part])
     val = None if val_part is None else ArrayData(xt[val_part], yt[val_part])
     test = ArrayData(*_to_tensors(x_test, y_test, flatten))
+    if split == "all":
+        train = ArrayData(torch.cat([train.x, test.x]), torch.cat([train.y, test.y]))
     log.debug("%s/%s: %d train, %d val, %d test", name, split, len(train), len(val or ()), len(test))
     return DataSplits(
         name=name,
@@ -202,7 +209,8 @@ def mnist(split: str = "tf", data_dir: str | None = None, flatten: bool = True) 
     Parameters
     ----------
     split : str
-        ``tf`` (train 55,000 / val 5,000), ``theano`` (50,000 / 10,000) or ``full`` (60,000 / none).
+        ``tf`` (train 55,000 / val 5,000), ``theano`` (50,000 / 10,000), ``full`` (60,000 / none) or ``all``
+        (70,000: the test images too / none).
     data_dir : str, optional
         Folder holding the four IDX files (as ``<dir>/mnist/<file>`` or ``<dir>/<file>``); default
         ``$DEEPRECIPES_DATA``, then the copy shipped with the package.

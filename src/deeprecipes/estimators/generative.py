@@ -136,7 +136,12 @@ class VAE(_Pixels, Decoding, TorchEstimator):
         k = max(int(self.iw_samples), 1)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_seed(self.random_state))
-            return self._apply(lambda model, x: model.log_likelihood(x, k, chunk=min(k, 100)), X)
+            return self._apply(lambda model, x: self._log_likelihood(model, x, k), X)
+
+    @staticmethod
+    def _log_likelihood(model: Any, x: torch.Tensor, k: int) -> torch.Tensor:
+        """In groups of 100 rows x 100 draws: the decoder's outputs stay at 100 x 100 x n_features numbers."""
+        return torch.cat([model.log_likelihood(x[i : i + 100], k, chunk=100) for i in range(0, len(x), 100)])
 
 
 class GAN(_Pixels, BaseTorchEstimator):
