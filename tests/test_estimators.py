@@ -3,6 +3,8 @@ error messages and determinism. Small networks and few epochs throughout: the fi
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
@@ -408,3 +410,31 @@ def test_annotated_checks_name_the_parameter(estimator, error, match):
     X = np.random.default_rng(0).uniform(size=(20, 6))
     with pytest.raises(error, match=match):
         estimator.fit(X, np.arange(20) % 2)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# parameters taken from the models' signatures
+
+
+def test_estimator_parameters_are_the_models_with_their_bounds():
+    from deeprecipes.models import autoencoder as ae
+
+    params = inspect.signature(Autoencoder).parameters
+    assert params["loss"].annotation is ae.Loss and params["loss"].default == "mse"  # the model's, as written
+    assert params["init"].default == "xavier"  # the estimator's own default
+    assert list(params)[-3:] == ["random_state", "device", "verbose"]
+    assert Autoencoder(8, True).get_params()["tied"] is True  # positional arguments bind in order
+    with pytest.raises(ValueError, match="n_hidden == 0, must be >= 1"):
+        Autoencoder(n_hidden=0).fit(np.zeros((4, 3)))
+
+
+def test_estimator_init_names_what_it_cannot_take():
+    from deeprecipes.estimators.base import estimator_init
+    from deeprecipes.models import rbm
+
+    with pytest.raises(TypeError, match="no estimator parameter 'n_hiddn': neither RBM nor settings takes"):
+        estimator_init("X", rbm.RBM, "n_hiddn")
+    with pytest.raises(TypeError, match="X.__init__ takes no parameter lr"):
+        estimator_init("X", rbm.RBM, "k", lr=0.1)
+    init = estimator_init("X", rbm.RBM, "n_components=n_hidden k hidden_layer_sizes", hidden_layer_sizes=[3, 2])
+    assert [p.default for p in inspect.signature(init).parameters.values()][1:] == [500, 1, (3, 2)]

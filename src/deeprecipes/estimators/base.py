@@ -117,25 +117,20 @@ def settings(
     gives others."""
 
 
-def _parameter(name: str, sources: Sequence[Callable[..., Any]], defaults: Mapping[str, Any]) -> inspect.Parameter:
+def _parameter(name: str, sources: Sequence[Callable[..., Any]]) -> inspect.Parameter:
     """The estimator parameter ``name`` (or ``name=model_name``: the model's ``model_name`` under another name) from
-    the first of ``sources`` that takes it: its annotation, and its default (a list as a tuple, since scikit-learn
-    wants immutable defaults) unless ``defaults`` gives another."""
+    the first of ``sources`` that takes it, with its annotation and default."""
     name, _, source_name = name.partition("=")
     source_name = source_name or name
     for source in sources:
         init = source.__init__ if isinstance(source, type) else source
         taken = inspect.signature(init).parameters.get(source_name)
         if taken is not None:
-            default = defaults.get(name, taken.default)
-            default = tuple(default) if isinstance(default, list) else default
             annotation = typing.get_type_hints(init, include_extras=True).get(source_name, Any)
-            return inspect.Parameter(
-                name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=annotation
-            )
-    raise TypeError(
-        f"no estimator parameter {name!r}: {', '.join(getattr(s, '__name__', '?') for s in sources)} take none"
-    )
+            kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+            return inspect.Parameter(name, kind, default=taken.default, annotation=annotation)
+    names = " nor ".join(getattr(s, "__qualname__", repr(s)) for s in sources)
+    raise TypeError(f"no estimator parameter {name!r}: neither {names} takes {source_name!r}")
 
 
 def _storing_init(signature: inspect.Signature, qualname: str, module: str) -> Callable[..., None]:
@@ -159,7 +154,6 @@ def estimator_init(
     names: str,
     *,
     annotations: Mapping[str, Any] | None = None,
-    module: str | None = None,
     **defaults: Any,
 ) -> Callable[..., None]:
     """The ``__init__`` of estimator ``name``. Its parameters are ``names`` (space-separated, in order), each the
@@ -172,9 +166,9 @@ def estimator_init(
     """
     models = [] if model is None else list(model) if isinstance(model, Sequence) else [model]
     sources = [*models, settings]
-    params = [_parameter(n, sources, defaults) for n in names.split()]
+    params = [_parameter(n, sources) for n in names.split()]
     self = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    module = module or sys._getframe(1).f_globals.get("__name__", __name__)  # the caller's, as namedtuple does
+    module = sys._getframe(1).f_globals.get("__name__", __name__)  # the caller's, as namedtuple finds it
     init = _storing_init(inspect.Signature([self, *params]), f"{name}.__init__", module)
     return init_with_defaults(init, f"{name}.__init__", annotations, **defaults)
 
@@ -183,16 +177,18 @@ def init_with_defaults(
     init: Callable[..., None], qualname: str, /, annotations: Mapping[str, Any] | None = None, **defaults: Any
 ) -> Callable[..., None]:
     """``init`` (an :func:`estimator_init` ``__init__``) with other ``defaults`` and, where given, other
-    ``annotations`` (bounds) for some of its parameters."""
+    ``annotations`` (bounds) for some of its parameters. List defaults become tuples: scikit-learn wants immutable
+    ones."""
     signature = inspect.signature(init)
     annotations = dict(annotations or {})
     unknown = sorted({*defaults, *annotations} - set(signature.parameters))
     if unknown:
         raise TypeError(f"{qualname}: {init.__qualname__} takes no parameter {', '.join(unknown)}")
-    params = [
-        p.replace(default=defaults.get(p.name, p.default), annotation=annotations.get(p.name, p.annotation))
-        for p in signature.parameters.values()
-    ]
+    params = []
+    for p in signature.parameters.values():
+        default = defaults.get(p.name, p.default)
+        default = tuple(default) if isinstance(default, list) else default
+        params.append(p.replace(default=default, annotation=annotations.get(p.name, p.annotation)))
     return _storing_init(signature.replace(parameters=params), qualname, init.__module__)
 
 
