@@ -57,7 +57,7 @@ class _Pixels:
 
     def _draw(self, n_samples: int, width: int, random_state: Any, uniform: bool) -> torch.Tensor:
         """(n_samples, width) noise from a generator seeded by ``random_state``: N(0, 1), or U[-1, 1)."""
-        if not isinstance(n_samples, int | np.integer) or n_samples < 1:
+        if isinstance(n_samples, bool) or not isinstance(n_samples, int | np.integer) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
         gen = torch.Generator().manual_seed(_seed(random_state))
         if uniform:
