@@ -163,14 +163,15 @@ class GAN(_Pixels, BaseTorchEstimator):
     epochs, batch_size
         Passes over X, and rows per step (the book: 64; 100,000 iterations are about 107 epochs of MNIST).
     random_state, device, verbose
-        As for the other estimators.
+        As for :class:`VAE`.
 
     Attributes
     ----------
     model_ : deeprecipes.models.gan.MLPGAN
-    n_features_in_, feature_names_in_
-    history_ : list of dict
-        The engine's epoch logs: ``train_d_loss``, ``train_g_loss``, ``train_d_real``, ``train_d_fake``, ...
+        ``model_.generator`` and ``model_.discriminator`` are the two networks.
+    n_features_in_, feature_names_in_, history_
+        As for :class:`VAE`; the epoch logs hold ``train_d_loss``, ``train_g_loss``, ``train_d_real`` (D's mean
+        probability that a real row is real), ``train_d_fake``, and each optimizer's rate (``lr_g``, ``lr_d``).
     """
 
     __init__ = estimator_init(
