@@ -117,19 +117,27 @@ def settings(
     gives others."""
 
 
-def _parameter(name: str, sources: Sequence[Callable[..., Any]]) -> inspect.Parameter:
-    """The estimator parameter ``name`` (or ``name=model_name``: the model's ``model_name`` under another name) from
-    the first of ``sources`` that takes it, with its annotation and default."""
-    name, _, source_name = name.partition("=")
+def _parameters(source: Callable[..., Any]) -> dict[str, inspect.Parameter]:
+    """The parameters of ``source`` (a class: its ``__init__``) by name, with their annotations resolved."""
+    init = source.__init__ if isinstance(source, type) else source
+    hints = typing.get_type_hints(init, include_extras=True)
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    return {
+        p.name: inspect.Parameter(p.name, kind, default=p.default, annotation=hints.get(p.name, Any))
+        for p in inspect.signature(init).parameters.values()
+        if p.name != "self"
+    }
+
+
+def _parameter(entry: str, tables: Sequence[tuple[str, dict[str, inspect.Parameter]]]) -> inspect.Parameter:
+    """The estimator parameter ``entry`` (or ``name=model_name``: the model's ``model_name`` under another name) from
+    the first of the sources' ``tables`` (source name, its parameters) that has it."""
+    name, _, source_name = entry.partition("=")
     source_name = source_name or name
-    for source in sources:
-        init = source.__init__ if isinstance(source, type) else source
-        taken = inspect.signature(init).parameters.get(source_name)
-        if taken is not None:
-            annotation = typing.get_type_hints(init, include_extras=True).get(source_name, Any)
-            kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
-            return inspect.Parameter(name, kind, default=taken.default, annotation=annotation)
-    names = " nor ".join(getattr(s, "__qualname__", repr(s)) for s in sources)
+    for _, params in tables:
+        if source_name in params:
+            return params[source_name].replace(name=name)
+    names = " nor ".join(source for source, _ in tables)
     raise TypeError(f"no estimator parameter {name!r}: neither {names} takes {source_name!r}")
 
 
@@ -166,7 +174,8 @@ def estimator_init(
     """
     models = [] if model is None else list(model) if isinstance(model, Sequence) else [model]
     sources = [*models, settings]
-    params = [_parameter(n, sources) for n in names.split()]
+    tables = [(getattr(s, "__qualname__", repr(s)), _parameters(s)) for s in sources]
+    params = [_parameter(entry, tables) for entry in names.split()]
     self = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
     module = sys._getframe(1).f_globals.get("__name__", __name__)  # the caller's, as namedtuple finds it
     init = _storing_init(inspect.Signature([self, *params]), f"{name}.__init__", module)
@@ -379,15 +388,15 @@ class BaseTorchEstimator(BaseEstimator):
         )
 
     @torch.no_grad()
-    def _apply(self, fn: Callable[[Any, torch.Tensor], torch.Tensor], X: np.ndarray) -> np.ndarray:
-        """``fn(model, x)`` over the rows of X in chunks with a float64 copy of the model in eval mode; floating
-        results come back as numpy arrays of X's dtype."""
+    def _apply(self, fn: Callable[[Any, torch.Tensor], torch.Tensor], X: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
+        """``fn(model, x)`` over the rows of X in chunks of ``chunk`` with a float64 copy of the model in eval mode;
+        floating results come back as numpy arrays of X's dtype."""
         model = copy.deepcopy(self.model_).double().eval()
         device = next(model.parameters()).device
         out = torch.cat(
             [
-                fn(model, torch.tensor(X[i : i + CHUNK], dtype=torch.float64, device=device))
-                for i in range(0, len(X), CHUNK)
+                fn(model, torch.tensor(X[i : i + chunk], dtype=torch.float64, device=device))
+                for i in range(0, len(X), chunk)
             ]
         )
         out = out.cpu().numpy()

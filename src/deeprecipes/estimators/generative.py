@@ -30,7 +30,6 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ..config import OptimizerConfig, ScheduleConfig
 from ..models import vae as vae_model
 from ..models.gan import MLPGAN
 from .base import BaseTorchEstimator, Decoding, TorchEstimator, check_sizes, estimator_init
@@ -136,12 +135,8 @@ class VAE(_Pixels, Decoding, TorchEstimator):
         k = max(int(self.iw_samples), 1)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_seed(self.random_state))
-            return self._apply(lambda model, x: self._log_likelihood(model, x, k), X)
-
-    @staticmethod
-    def _log_likelihood(model: Any, x: torch.Tensor, k: int) -> torch.Tensor:
-        """In groups of 100 rows x 100 draws: the decoder's outputs stay at 100 x 100 x n_features numbers."""
-        return torch.cat([model.log_likelihood(x[i : i + 100], k, chunk=100) for i in range(0, len(x), 100)])
+            # 100 rows x 100 draws at a time: the decoder's outputs stay at 100 x 100 x n_features numbers
+            return self._apply(lambda model, x: model.log_likelihood(x, k, chunk=100), X, chunk=100)
 
 
 class GAN(_Pixels, BaseTorchEstimator):
@@ -184,8 +179,7 @@ class GAN(_Pixels, BaseTorchEstimator):
 
     def _fit_model(self, x: torch.Tensor, y: Any, seed: int) -> list[dict[str, Any]]:
         model = MLPGAN(**self.shared_args(MLPGAN), image_shape=[x.shape[1]])
-        each = (OptimizerConfig(self.optimizer, float(self.lr)), ScheduleConfig())  # G's and D's: the same settings
-        return self._fit_pixels(model, x, seed, plan={"g": each, "d": each})
+        return self._fit_pixels(model, x, seed)  # G's and D's optimizers both take optimizer and lr
 
     def sample(self, n_samples: int = 1, random_state: Any = None) -> np.ndarray:
         """Generated rows (n_samples, n_features_in_) of pixel intensities in [0, 1], from seeded noise."""

@@ -54,24 +54,26 @@ def make_engine(
     Parameters
     ----------
     plan : mapping, optional
-        Optimizer name -> (OptimizerConfig, ScheduleConfig), as a recipe gives it. Without it, the model's "main"
-        optimizer is ``optimizer`` at ``lr`` with ``optimizer_args`` and ``schedule`` (a schedule name or the
-        fields of :class:`deeprecipes.config.ScheduleConfig`).
+        Optimizer name -> (OptimizerConfig, ScheduleConfig), as a recipe gives it. Without it, every optimizer the
+        model declares ("main", or a GAN's "g" and "d") is ``optimizer`` at ``lr`` with ``optimizer_args`` and
+        ``schedule`` (a schedule name or the fields of :class:`deeprecipes.config.ScheduleConfig`).
     steps_per_epoch, epochs, max_steps : int
         What the schedules are spread over (``max_steps`` caps the total when set).
     callbacks : sequence of Callback
     **settings
         The engine's other arguments: ``grad_clip``, ``l1``, ``l2``, ``precision``, ``log_every``, ``strategy``.
     """
-    if plan is None:
+    declared = declared_optimizers(model)
+    if plan is None:  # the same settings for every optimizer the model declares (a GAN's "g" and "d" alike)
         sched = {"name": schedule} if isinstance(schedule, str) else dict(schedule)
-        plan = {"main": (OptimizerConfig(optimizer, lr, args=dict(optimizer_args or {})), ScheduleConfig(**sched))}
+        each = (OptimizerConfig(optimizer, lr, args=dict(optimizer_args or {})), ScheduleConfig(**sched))
+        plan = {name: each for name in declared or ("main",)}
     steps_per_epoch = max(int(steps_per_epoch), 1)
     total = epochs * steps_per_epoch
     if max_steps:
         total = min(total, max_steps)
     optimizers, schedules = build_optimizers(
-        declared_optimizers(model),
+        declared,
         plan,
         steps_per_epoch=steps_per_epoch,
         total_steps=total,
