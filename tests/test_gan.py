@@ -102,6 +102,27 @@ def test_a_step_trains_d_then_g_with_their_own_optimizers(name):
     assert model.sample_images(3, seed=1).shape == (3, 28, 28)
 
 
+@pytest.mark.parametrize("g_steps", [1, 2])
+def test_a_deterministic_generator_reuses_the_d_steps_images_with_the_same_result(monkeypatch, g_steps):
+    def trained(reuse: bool) -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        model = deeprecipes.create_model("mlp-gan", g_steps=g_steps)
+        monkeypatch.setattr(type(model), "_deterministic_generator", lambda self: reuse)
+        opts = {k: torch.optim.Adam(groups, lr=1e-3) for k, groups in model.configure_optimizers().items()}
+        engine = Engine(model, optimizers=opts)
+        for _ in range(3):
+            model.train_step((torch.rand(16, 784),), engine)
+        return model.state_dict()
+
+    reused, drawn_again = trained(True), trained(False)
+    assert all(torch.equal(reused[k], drawn_again[k]) for k in reused)
+    monkeypatch.undo()
+    assert deeprecipes.create_model("mlp-gan")._deterministic_generator()
+    # dropout masks and batch statistics would change if reused: the DCGANs draw their images again
+    assert not DCGAN()._deterministic_generator()
+    assert not deeprecipes.create_model("dcgan-radford", image_shape=[3, 32, 32])._deterministic_generator()
+
+
 @pytest.mark.parametrize("recipe", ["gan-mnist", "dcgan-mnist-fast"])
 def test_gan_recipes_write_grids_summaries_and_scores(recipe, tmp_path):
     out = tmp_path / "run"

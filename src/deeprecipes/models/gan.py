@@ -185,6 +185,11 @@ class ImageGAN(Model):
             )
         return data
 
+    def _deterministic_generator(self) -> bool:
+        """Whether G's forward pass is a pure function of z: no dropout masks to draw again, no batch statistics to
+        update again. Only then may a G step reuse the D step's images instead of drawing them anew."""
+        return not any(isinstance(m, (nn.Dropout, nn.modules.batchnorm._BatchNorm)) for m in self.generator.modules())
+
     @property
     def picture_shape(self) -> tuple[int, ...]:
         """How one generated image is drawn: (H, W) for grey images, (3, H, W) for colour ones."""
@@ -193,20 +198,23 @@ class ImageGAN(Model):
     def train_step(self, batch: Batch, engine: Engine) -> dict[str, torch.Tensor]:
         real = as_pixels(batch[0])
         bce = nn.functional.binary_cross_entropy_with_logits
+        reuse = self.same_noise and self._deterministic_generator()
         for _ in range(self.d_steps):
             z = self.noise(len(real))
+            with engine.autocast(), torch.set_grad_enabled(reuse):
+                fake = self(z)
             with engine.autocast():
-                fake = self(z).detach()
-                d_real, d_fake = self.discriminator(real), self.discriminator(fake)
+                d_real, d_fake = self.discriminator(real), self.discriminator(fake.detach())
                 d_loss_real = bce(d_real, torch.ones_like(d_real))
                 d_loss_fake = bce(d_fake, torch.zeros_like(d_fake))
                 d_loss = d_loss_real + d_loss_fake
             engine.step(d_loss, "d")
-        for _ in range(self.g_steps):
+        for i in range(self.g_steps):
             if not self.same_noise:
                 z = self.noise(len(real))
             with engine.autocast():
-                d_gen = self.discriminator(self(z))
+                # G has not moved since the D step drew ``fake`` from the same noise: its first G step reuses it
+                d_gen = self.discriminator(fake if reuse and i == 0 else self(z))
                 g_loss = bce(d_gen, torch.ones_like(d_gen))
             engine.step(g_loss, "g")
         p_real, p_fake = torch.sigmoid(d_real.detach().float()), torch.sigmoid(d_fake.detach().float())

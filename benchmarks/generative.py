@@ -1,0 +1,230 @@
+"""A GAN iteration and a VAE epoch: the shipped recipes against plain PyTorch written the pytorch/examples way.
+
+Both sides train the same networks on the same MNIST images on the CPU, in one process, in turns (``--rounds`` of
+each, the best kept), so they share the machine's noise:
+
+- **reference**: the loop of pytorch/examples (``dcgan/main.py``, ``vae/main.py``): a ``DataLoader`` over a
+  ``TensorDataset`` (shuffled, ``num_workers=0`` as the examples run on a CPU), ``zero_grad`` / ``backward`` /
+  ``step`` by hand, nothing logged. A second reference, **tight**, slices batches out of one shuffled tensor
+  instead: the fastest plain loop, so the gap to it is what the engine itself costs.
+- **deeprecipes**: ``deeprecipes.run(recipe)`` as shipped, through the runner and the one engine, with its
+  TensorBoard scalars, histograms, sample grids and metrics log on. A callback times the training steps only
+  (evaluation and the end-of-run scores are outside the clock on both sides). **quiet** is the same run without
+  the pictures (``train.histograms = false``, ``train.images = false``, ``train.sample_every = 0``): what the engine
+  costs without what the references do not do.
+
+Rows:
+
+- ``gan-mnist``: G 100-128-784, D 784-128-1, Adam 0.001 each, batch 64; one iteration = one D step and one G step
+  on the same noise. The examples' loop reuses G's output for the G step; the recipe draws it again (as the book's
+  TensorFlow graph did), one more G forward pass an iteration.
+- ``dcgan-mnist-fast``: the book's DCGAN (batch norm and dropout in train mode); the references drive the recipe's
+  own generator and discriminator modules in a plain loop, so only the loop differs.
+- ``vae-mnist-examples``: pytorch/examples' VAE itself (784-400-20, Adam 0.001, batch 128): one epoch of the 60,000
+  training images.
+
+    python benchmarks/generative.py                     # 1 thread, 2 rounds, 1,000 GAN iterations
+    python benchmarks/generative.py --threads 2 --iterations 2000 --json generative.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+import deeprecipes
+from deeprecipes import machine
+from deeprecipes.registry import create_dataset, create_model
+from deeprecipes.training.callbacks import Callback
+
+BCE = F.binary_cross_entropy_with_logits
+
+
+class StepClock(Callback):
+    """Seconds spent in training steps: from the start of each epoch to the end of its last step."""
+
+    def __init__(self) -> None:
+        self.seconds, self.steps, self._last = 0.0, 0, 0.0
+
+    def on_epoch_begin(self, engine):
+        self._last = time.perf_counter()
+
+    def on_train_batch_end(self, engine, logs):
+        now = time.perf_counter()
+        self.seconds += now - self._last
+        self.steps += 1
+        self._last = now
+
+
+def examples_batches(x: torch.Tensor, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
+    """pytorch/examples' way: a shuffled DataLoader over a TensorDataset, endlessly."""
+    loader = DataLoader(
+        TensorDataset(x), batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed)
+    )
+    while True:
+        for (batch,) in loader:
+            yield batch
+
+
+def tight_batches(x: torch.Tensor, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
+    """The fastest plain loop: contiguous slices of one shuffled copy per pass."""
+    gen = torch.Generator().manual_seed(seed)
+    while True:
+        shuffled = x[torch.randperm(len(x), generator=gen)]
+        for i in range(0, len(x), batch_size):
+            yield shuffled[i : i + batch_size]
+
+
+def gan_reference(
+    generator: nn.Module, discriminator: nn.Module, x: torch.Tensor, iterations: int, batches: Callable, noise_dim: int
+) -> float:
+    """pytorch/examples dcgan/main.py's iteration: D on real and fake.detach(), then G on D(fake); seconds."""
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=0.001)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=0.001)
+    data = batches(x, 64, 0)
+    t0 = time.perf_counter()
+    for _ in range(iterations):
+        real = next(data)
+        z = torch.rand(len(real), noise_dim) * 2 - 1
+        fake = torch.sigmoid(generator(z))
+        opt_d.zero_grad()
+        d_real, d_fake = discriminator(real), discriminator(fake.detach())
+        d_loss = BCE(d_real, torch.ones_like(d_real)) + BCE(d_fake, torch.zeros_like(d_fake))
+        d_loss.backward()
+        opt_d.step()
+        opt_g.zero_grad()
+        d_gen = discriminator(fake)
+        g_loss = BCE(d_gen, torch.ones_like(d_gen))
+        g_loss.backward()
+        opt_g.step()
+    return time.perf_counter() - t0
+
+
+class ExamplesVAE(nn.Module):
+    """pytorch/examples vae/main.py's model, as written there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc21, self.fc22 = nn.Linear(784, 400), nn.Linear(400, 20), nn.Linear(400, 20)
+        self.fc3, self.fc4 = nn.Linear(20, 400), nn.Linear(400, 784)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        h = F.relu(self.fc1(x))
+        mu, logvar = self.fc21(h), self.fc22(h)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        return torch.sigmoid(self.fc4(F.relu(self.fc3(z)))), mu, logvar
+
+
+def vae_reference(x: torch.Tensor, batches: Callable) -> float:
+    """One epoch of pytorch/examples vae/main.py's ``train``; seconds."""
+    model = ExamplesVAE()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    data = batches(x, 128, 0)
+    t0 = time.perf_counter()
+    for _ in range((len(x) + 127) // 128):
+        batch = next(data)
+        opt.zero_grad()
+        recon, mu, logvar = model(batch)
+        bce = F.binary_cross_entropy(recon, batch, reduction="sum")
+        loss = bce - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - t0
+
+
+QUIET = {"train.histograms": False, "train.images": False, "train.sample_every": 0}
+
+
+def ours(recipe: str, threads: int, steps: int | None, epochs: int | None, quiet: bool = False) -> float:
+    """Seconds in training steps of the shipped recipe: per step when ``steps`` is given, else for ``epochs``."""
+    clock = StepClock()
+    with tempfile.TemporaryDirectory() as tmp:
+        deeprecipes.run(
+            recipe, steps=steps, epochs=epochs, seed=0, threads=threads, device="cpu", out=Path(tmp) / "run",
+            progress=False, callbacks=[clock], overrides=QUIET if quiet else None,
+        )  # fmt: skip
+    return clock.seconds / clock.steps if steps else clock.seconds
+
+
+def gan_nets(recipe: str) -> tuple[nn.Module, nn.Module, int]:
+    """Fresh networks of ``recipe``'s model, built the plain way (MLP GAN) or taken from the recipe's model."""
+    if recipe == "gan-mnist":
+        g = nn.Sequential(nn.Linear(100, 128), nn.ReLU(), nn.Linear(128, 784))
+        d = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 1))
+        return g, d, 100
+    config = deeprecipes.load_recipe(recipe).model
+    model = create_model(config.name, **config.args).train()
+    return model.generator, model.discriminator, model.noise_dim
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--rounds", type=int, default=2, help="turns of each side; the best is kept")
+    p.add_argument("--iterations", type=int, default=1000, help="gan-mnist iterations timed")
+    p.add_argument("--dcgan-iterations", type=int, default=100)
+    p.add_argument("--only", choices=("gan", "dcgan", "vae"))
+    p.add_argument("--json", help="also write the results here")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"machine: {machine.summary_line()}", flush=True)
+    tf_split = create_dataset("mnist", split="tf").train.x.reshape(-1, 784)
+    full = create_dataset("mnist", split="full").train.x.reshape(-1, 784)
+    cases = []
+    for recipe, n in (("gan-mnist", args.iterations), ("dcgan-mnist-fast", args.dcgan_iterations)):
+        if args.only in (None, "dcgan" if recipe.startswith("dcgan") else "gan"):
+            cases.append((recipe, "iteration", n, lambda b, r=recipe, n=n: gan_reference(*_gan(r, tf_split, n, b))))
+    if args.only in (None, "vae"):
+        cases.append(("vae-mnist-examples", "epoch", 1, lambda b: vae_reference(full, b)))
+    rows = []
+    for recipe, unit, n, reference in cases:
+        best: dict[str, float] = {}
+        for r in range(args.rounds):
+            times = {
+                "examples": reference(examples_batches) / n,
+                "tight": reference(tight_batches) / n,
+            }
+            steps, epochs = (n, None) if unit == "iteration" else (None, 1)  # a GAN runs in its own epochs
+            times["deeprecipes"] = ours(recipe, args.threads, steps, epochs)
+            times["quiet"] = ours(recipe, args.threads, steps, epochs, quiet=True)
+            best = {k: min(v, best.get(k, v)) for k, v in times.items()}
+            print(f"{recipe} round {r + 1}: " + ", ".join(f"{k} {_ms(v)}" for k, v in times.items()), flush=True)
+        rows.append({"recipe": recipe, "per": unit, "n": n, **{f"{k}_s": v for k, v in best.items()}})
+    print(f"\n{args.threads} thread(s), best of {args.rounds} interleaved rounds")
+    print(
+        "| recipe | per | pytorch/examples loop | tight plain loop | deeprecipes (quiet) | examples / ours "
+        "(quiet) | tight / ours (quiet) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for row in rows:
+        ex, tight, dr, quiet = (row[f"{k}_s"] for k in ("examples", "tight", "deeprecipes", "quiet"))
+        print(
+            f"| `{row['recipe']}` | {row['per']} | {_ms(ex)} | {_ms(tight)} | {_ms(dr)} ({_ms(quiet)}) | "
+            f"{ex / dr:.2f}x ({ex / quiet:.2f}x) | {tight / dr:.2f}x ({tight / quiet:.2f}x) |"
+        )
+    if args.json:
+        payload = {"machine": machine.describe(), "threads": args.threads, "rounds": args.rounds, "rows": rows}
+        Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def _gan(recipe: str, x: torch.Tensor, n: int, batches: Callable) -> tuple:
+    torch.manual_seed(0)
+    g, d, noise_dim = gan_nets(recipe)
+    return g, d, x, n, batches, noise_dim
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds:.2f} s" if seconds >= 1 else f"{1e3 * seconds:.2f} ms"
+
+
+if __name__ == "__main__":
+    main()
