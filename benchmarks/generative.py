@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
+from compile import StepTimer  # benchmarks/compile.py: the wall time of every training step
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
@@ -44,25 +45,8 @@ from torch.utils.data import DataLoader, TensorDataset
 import deeprecipes
 from deeprecipes import machine
 from deeprecipes.registry import create_dataset, create_model
-from deeprecipes.training.callbacks import Callback
 
 BCE = F.binary_cross_entropy_with_logits
-
-
-class StepClock(Callback):
-    """Seconds spent in training steps: from the start of each epoch to the end of its last step."""
-
-    def __init__(self) -> None:
-        self.seconds, self.steps, self._last = 0.0, 0, 0.0
-
-    def on_epoch_begin(self, engine):
-        self._last = time.perf_counter()
-
-    def on_train_batch_end(self, engine, logs):
-        now = time.perf_counter()
-        self.seconds += now - self._last
-        self.steps += 1
-        self._last = now
 
 
 def examples_batches(x: torch.Tensor, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
@@ -84,10 +68,11 @@ def tight_batches(x: torch.Tensor, batch_size: int, seed: int) -> Iterator[torch
             yield shuffled[i : i + batch_size]
 
 
-def gan_reference(
-    generator: nn.Module, discriminator: nn.Module, x: torch.Tensor, iterations: int, batches: Callable, noise_dim: int
-) -> float:
-    """pytorch/examples dcgan/main.py's iteration: D on real and fake.detach(), then G on D(fake); seconds."""
+def gan_reference(recipe: str, x: torch.Tensor, iterations: int, batches: Callable) -> float:
+    """pytorch/examples dcgan/main.py's iteration on fresh networks of ``recipe``: D on real and fake.detach(), then
+    G on D(fake); seconds."""
+    torch.manual_seed(0)
+    generator, discriminator, noise_dim = gan_nets(recipe)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=0.001)
     opt_g = torch.optim.Adam(generator.parameters(), lr=0.001)
     data = batches(x, 64, 0)
@@ -146,13 +131,13 @@ QUIET = {"train.histograms": False, "train.images": False, "train.sample_every":
 
 def ours(recipe: str, threads: int, steps: int | None, epochs: int | None, quiet: bool = False) -> float:
     """Seconds in training steps of the shipped recipe: per step when ``steps`` is given, else for ``epochs``."""
-    clock = StepClock()
+    timer = StepTimer()
     with tempfile.TemporaryDirectory() as tmp:
         deeprecipes.run(
             recipe, steps=steps, epochs=epochs, seed=0, threads=threads, device="cpu", out=Path(tmp) / "run",
-            progress=False, callbacks=[clock], overrides=QUIET if quiet else None,
+            progress=False, callbacks=[timer], overrides=QUIET if quiet else None,
         )  # fmt: skip
-    return clock.seconds / clock.steps if steps else clock.seconds
+    return sum(timer.times) / len(timer.times) if steps else sum(timer.times)
 
 
 def gan_nets(recipe: str) -> tuple[nn.Module, nn.Module, int]:
@@ -182,7 +167,7 @@ def main() -> None:
     cases = []
     for recipe, n in (("gan-mnist", args.iterations), ("dcgan-mnist-fast", args.dcgan_iterations)):
         if args.only in (None, "dcgan" if recipe.startswith("dcgan") else "gan"):
-            cases.append((recipe, "iteration", n, lambda b, r=recipe, n=n: gan_reference(*_gan(r, tf_split, n, b))))
+            cases.append((recipe, "iteration", n, lambda b, r=recipe, n=n: gan_reference(r, tf_split, n, b)))
     if args.only in (None, "vae"):
         cases.append(("vae-mnist-examples", "epoch", 1, lambda b: vae_reference(full, b)))
     rows = []
@@ -214,12 +199,6 @@ def main() -> None:
     if args.json:
         payload = {"machine": machine.describe(), "threads": args.threads, "rounds": args.rounds, "rows": rows}
         Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
-
-
-def _gan(recipe: str, x: torch.Tensor, n: int, batches: Callable) -> tuple:
-    torch.manual_seed(0)
-    g, d, noise_dim = gan_nets(recipe)
-    return g, d, x, n, batches, noise_dim
 
 
 def _ms(seconds: float) -> str:
