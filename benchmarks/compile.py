@@ -22,6 +22,7 @@ import torch
 
 import deeprecipes
 from deeprecipes import machine
+from deeprecipes.runs.api import RunResult
 from deeprecipes.runs.device import resolve_device
 from deeprecipes.training.callbacks import Callback
 
@@ -44,8 +45,9 @@ class StepTimer(Callback):
         self.last = now
 
 
-def one_run(recipe: str, compiled: bool, args: argparse.Namespace, out: Path) -> tuple[float, float, str]:
-    """Total wall time, steady seconds per step, precision used."""
+def timed_run(recipe: str, args: argparse.Namespace, out: Path, overrides: dict) -> tuple[RunResult, float]:
+    """Run ``args.steps`` steps of ``recipe`` (evaluation on ``args.eval`` test images, no histograms or image
+    summaries) with ``overrides``; the result and the steady seconds per step (the median over the second half)."""
     timer = StepTimer()
     r = deeprecipes.run(
         recipe,
@@ -58,14 +60,19 @@ def one_run(recipe: str, compiled: bool, args: argparse.Namespace, out: Path) ->
         progress=False,
         callbacks=[timer],
         overrides={
-            "train.compile": compiled,
             "train.eval_subset": args.eval,
             "train.eval_on": ["test"],
             "train.histograms": False,
             "train.images": False,
+            **overrides,
         },
     )
-    steady = statistics.median(timer.times[len(timer.times) // 2 :])
+    return r, statistics.median(timer.times[len(timer.times) // 2 :])
+
+
+def one_run(recipe: str, compiled: bool, args: argparse.Namespace, out: Path) -> tuple[float, float, str]:
+    """Total wall time, steady seconds per step, precision used."""
+    r, steady = timed_run(recipe, args, out, {"train.compile": compiled})
     return r.summary["wall_time_s"], steady, r.summary["precision"]["train"]["used"]
 
 

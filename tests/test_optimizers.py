@@ -147,3 +147,83 @@ def test_two_optimizer_recipe_logs_each_rate(tmp_path):
     assert result.metrics["test_w1"] < 1.0 and "lr_g" not in result.metrics
     tb = list((tmp_path / "run" / "tb").rglob("events.*"))
     assert tb
+    # the summary says which kernel ran each update
+    assert result.summary["optimizers"] == {"g": "Adam, fused", "d": "Adam, fused"}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the kernel that runs the update
+
+
+def _net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 3))
+
+
+@pytest.mark.parametrize(
+    "name, args, fused",
+    [
+        ("adam", {"eps": 1e-4}, True),
+        ("adamw", {}, True),
+        ("adagrad", {}, True),
+        ("momentum", {}, True),
+        ("nesterov", {}, True),
+        ("sgd", {}, False),  # one elementwise pass already
+        ("rmsprop", {}, False),  # torch has no fused RMSprop
+        ("rmsprop-tf", {}, False),
+    ],
+)
+def test_cpu_optimizers_take_the_fused_kernel_with_the_same_update(name, args, fused):
+    from deeprecipes.training.optim import OPTIMIZERS, build_optimizer, describe_optimizer
+
+    net, ref = _net(), _net()
+    opt = build_optimizer(name, net.parameters(), 0.01, **args)  # a generator: the check must not use it up
+    assert sum(len(g["params"]) for g in opt.param_groups) == 4
+    assert bool(opt.param_groups[0].get("fused")) is fused
+    assert describe_optimizer(opt) == f"{type(opt).__name__}, {'fused' if fused else 'tensor by tensor'}"
+    cls, defaults = OPTIMIZERS[name]
+    plain = cls(ref.parameters(), lr=0.01, **defaults, **args)  # torch's default kernel
+    g = torch.Generator().manual_seed(1)
+    for _ in range(30):
+        x = torch.randn(8, 6, generator=g)
+        for model, o in ((net, opt), (ref, plain)):
+            o.zero_grad()
+            model(x).square().mean().backward()
+            o.step()
+    for a, b in zip(net.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_fused_kernel_needs_dense_floating_tensors_on_cpu_or_cuda():
+    from deeprecipes.training.optim import build_optimizer, fused_kernel
+
+    dense = [nn.Parameter(torch.zeros(3))]
+    assert fused_kernel(torch.optim.Adam, dense, {})
+    assert not fused_kernel(torch.optim.Adam, [torch.zeros(3, device="meta")], {})
+    assert not fused_kernel(torch.optim.Adam, [torch.zeros(3).to_sparse()], {})
+    assert not fused_kernel(torch.optim.SGD, dense, {"momentum": 0.0})
+    with pytest.raises(ConfigError, match=r"^adam.fused: torch's fused kernel needs dense floating-point"):
+        build_optimizer("adam", [torch.zeros(3, device="meta", requires_grad=True)], 0.1, fused=True)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_a_recipe_may_choose_the_kernel(fused):
+    from deeprecipes.training.optim import build_optimizer
+
+    opt = build_optimizer("sgd", _net().parameters(), 0.1, fused=fused)  # plain SGD: torch's loop unless asked
+    assert opt.param_groups[0]["fused"] is fused
+    check_builders(config_from_dict({"optimizer": {"name": "adam", "fused": fused}}))
+    with pytest.raises(ConfigError, match=r"optimizer.fused must be true or false, got 'no'"):
+        check_builders(config_from_dict({"optimizer": {"name": "adam", "fused": "no"}}))
+    with pytest.raises(ConfigError, match=r"unknown argument 'optimizer.fused' for rmsprop-tf"):
+        check_builders(config_from_dict({"optimizer": {"name": "rmsprop-tf", "fused": fused}}))
+
+
+def test_grouped_parameters_from_generators_all_reach_the_optimizer():
+    from deeprecipes.training.optim import build_optimizer
+
+    net = _net()
+    groups = [{"params": net[0].parameters(), "name": "body"}, {"params": net[2].parameters(), "lr": 0.5}]
+    opt = build_optimizer("adam", groups, 0.01)
+    assert [len(g["params"]) for g in opt.param_groups] == [2, 2]
+    assert [g["lr"] for g in opt.param_groups] == [0.01, 0.5] and opt.param_groups[0]["fused"]

@@ -1,5 +1,6 @@
 """Resume: a run killed at any moment (kill -9 included) continues to the same final weights as one never stopped."""
 
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 import deeprecipes
+from deeprecipes.errors import ConfigError
 from deeprecipes.training.callbacks import Callback
 from deeprecipes.training.checkpoint import load_checkpoint, read_index
 
@@ -88,3 +90,62 @@ def test_resume_of_a_finished_run_changes_nothing(tmp_path):
     )
     deeprecipes.resume(tmp_path, progress=False)
     assert_same_weights(before, final_weights(tmp_path))
+
+
+IWAE_SMALL = {
+    "train.train_subset": 1000,
+    "model.hidden_sizes": [32, 32],
+    "model.n_latent": 8,
+    "model.iw_samples": 0,
+    "train.eval_subset": 200,
+    "train.threads": 1,
+}
+
+
+def test_resume_with_more_epochs_ends_as_the_longer_run_would(tmp_path):
+    # Adam (fused) and the IWAE schedule's stages, which change rate at epochs 1 and 4
+    deeprecipes.run("vae-mnist-iwae", overrides={**IWAE_SMALL, "train.epochs": 1}, out=tmp_path / "a", progress=False)
+    longer = deeprecipes.resume(tmp_path / "a", epochs=5, progress=False)
+    whole = deeprecipes.run(
+        "vae-mnist-iwae", overrides={**IWAE_SMALL, "train.epochs": 5}, out=tmp_path / "b", progress=False
+    )
+    assert_same_weights(final_weights(tmp_path / "b"), final_weights(tmp_path / "a"))
+    assert [h["epoch"] for h in longer.history] == [h["epoch"] for h in whole.history]
+    assert [h["lr"] for h in longer.history] == [h["lr"] for h in whole.history]
+    assert deeprecipes.load_run(tmp_path / "a").config.train.epochs == 5  # config.json says the new length
+    again = deeprecipes.resume(tmp_path / "a", progress=False)  # and a plain resume keeps it
+    assert again.summary["epochs"] == 5
+
+
+@pytest.mark.parametrize(
+    "recipe, overrides, epochs, message",
+    [
+        ("denoising-autoencoder", {**DAE_SMALL, "train.epochs": 1}, 1, "is set for 1 epochs; --epochs makes a run"),
+        ("denoising-autoencoder", {**DAE_SMALL, "train.max_steps": 5}, 200, "stops at train.max_steps = 5"),
+        (
+            "mlp-mnist-fast",
+            {"train.train_subset": 512, "train.epochs": 1, "train.eval_subset": 100, "train.threads": 1},
+            2,
+            "the cosine schedule of optimizer main is fitted to the run's 1 epochs",
+        ),
+    ],
+)
+def test_resume_refuses_epochs_that_would_not_make_the_same_longer_run(tmp_path, recipe, overrides, epochs, message):
+    deeprecipes.run(recipe, overrides=overrides, out=tmp_path, progress=False)
+    before = (tmp_path / "config.json").read_text()
+    with pytest.raises(ConfigError, match=f"^--epochs {epochs}: {tmp_path}.*{message}"):
+        deeprecipes.resume(tmp_path, epochs=epochs, progress=False)
+    assert (tmp_path / "config.json").read_text() == before
+
+
+def test_resume_with_more_epochs_refuses_a_run_that_stopped_on_its_own(tmp_path, capsys):
+    from deeprecipes.cli import main
+
+    deeprecipes.run("denoising-autoencoder", overrides={**DAE_SMALL, "train.epochs": 1}, out=tmp_path, progress=False)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary["stop_reason"] = "early stopping: test_loss did not improve for 3 epochs"
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    assert main(["resume", str(tmp_path), "--epochs", "4"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    reason = "early stopping: test_loss did not improve for 3 epochs"
+    assert err == [f"error: --epochs 4: {tmp_path} stopped on its own ({reason}); more epochs would not train"]

@@ -129,6 +129,9 @@ def _add_saved_run(sub: Any) -> None:
     s.add_argument("run_dir")
     s.add_argument("--data-dir")
     s.add_argument("--nproc", type=int, default=0, help="continue data-parallel on N local processes (torchrun)")
+    s.add_argument(
+        "--epochs", type=int, help="train on to this many epochs in all: more than the run was set for, finished or not"
+    )
 
     s = sub.add_parser("sample", help="generate text (a language model) or a grid of images (a VAE) from a saved run")
     s.add_argument("run_dir")
@@ -402,7 +405,8 @@ def _dispatch(args: argparse.Namespace) -> None:
     elif args.command == "resume":
         from .runs.api import resume
 
-        _print_result(resume(args.run_dir, data_dir=args.data_dir, progress=None if not args.quiet else False))
+        progress = None if not args.quiet else False
+        _print_result(resume(args.run_dir, epochs=args.epochs, data_dir=args.data_dir, progress=progress))
     elif args.command == "figures":
         from .runs.api import figures
 

@@ -30,10 +30,11 @@ from typing import Any
 
 import torch
 
-from ..config import RecipeConfig, parse_override
+from ..config import RecipeConfig, apply_overrides, config_from_dict, parse_override
 from ..errors import ConfigError, DataError, DeepRecipesError, Interrupted
+from ..fileio import read_json
 from ..models.language import RNNLanguageModel
-from ..recipes import load_recipe
+from ..recipes import check_builders, load_recipe
 from ..registry import create_model
 from ..training.checkpoint import atomic_write_text
 from ..training.engine import Engine
@@ -202,14 +203,18 @@ def execute(
     callbacks: Sequence[Any] = (),
     strategy: Strategy | None = None,
     started: list[bool] | None = None,
+    rewrite_config: bool = False,
 ) -> RunResult:
     """Build a run's parts, run its phases and report, on this process's share of the job, holding the run
-    directory's lock on rank 0. ``started`` gets an entry once the parts are built and the phases begin."""
+    directory's lock on rank 0. ``started`` gets an entry once the parts are built and the phases begin;
+    ``rewrite_config`` writes ``cfg`` to ``config.json`` once the lock is held (a resume that changes the run)."""
     started = [] if started is None else started
     strategy = strategy or Single()
     with contextlib.ExitStack() as stack:
         if strategy.is_main:
             stack.enter_context(lock_run_dir(run_dir))
+            if rewrite_config:
+                atomic_write_text(run_dir / "config.json", cfg.to_json())
         mach, applied = stack.enter_context(on_machine(cfg, run_dir, strategy))
         return _execute_on(cfg, run_dir, mach, applied, resume, data_dir, progress, callbacks, strategy, started)
 
@@ -389,21 +394,65 @@ def _start(
         strategy.close()
 
 
-def resume(run_dir: str | Path, *, data_dir: str | Path | None = None, progress: bool | None = None) -> RunResult:
+def resume(
+    run_dir: str | Path,
+    *,
+    epochs: int | None = None,
+    data_dir: str | Path | None = None,
+    progress: bool | None = None,
+) -> RunResult:
     """Continue a run from its latest checkpoint; with the same seed on CPU it ends with the same weights as a run
-    that was never interrupted. A run with no checkpoint yet starts over. Under torchrun every rank resumes."""
+    that was never interrupted. A run with no checkpoint yet starts over. Under torchrun every rank resumes.
+
+    ``epochs`` makes the run longer: it trains on to that many epochs in all, finished or not, and ends with the
+    weights a run set for that many epochs from the start would have (``config.json`` says the new length once
+    the run directory is locked). A run whose length shapes its schedule (cosine), that stops at ``max_steps``,
+    or that stopped on its own (early stopping, convergence) is refused with one line."""
     run_dir = run_path(run_dir)
     cfg = read_config(run_dir)
+    if epochs is not None:
+        cfg = longer_run(cfg, run_dir, epochs)
     folder = _data_dir(data_dir)
     strategy = current_strategy()
     try:
-        return execute(cfg, run_dir, resume=True, data_dir=folder, progress=progress, strategy=strategy)
+        return execute(
+            cfg,
+            run_dir,
+            resume=True,
+            data_dir=folder,
+            progress=progress,
+            strategy=strategy,
+            rewrite_config=epochs is not None,
+        )
     except KeyboardInterrupt as e:
         if isinstance(e, Interrupted):
             raise
         raise Interrupted(f"interrupted; continue with: deeprecipes resume {run_dir}") from None
     finally:
         strategy.close()
+
+
+def longer_run(cfg: RecipeConfig, run_dir: Path, epochs: int) -> RecipeConfig:
+    """``cfg`` set for ``epochs`` epochs instead of its own, more; one line where a longer run would not be the run
+    it would have been if set so from the start."""
+    where = f"--epochs {epochs}: {run_dir}"
+    if cfg.env.id:
+        raise ConfigError(f"{where} is a reinforcement-learning run ({cfg.env.id}); its length is in steps")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= cfg.train.epochs:
+        raise ConfigError(f"{where} is set for {cfg.train.epochs} epochs; --epochs makes a run longer")
+    if cfg.train.max_steps:
+        raise ConfigError(f"{where} stops at train.max_steps = {cfg.train.max_steps}; more epochs would not train")
+    cosine = [name for name, (_, sched) in cfg.optimizer_plan().items() if sched.name == "cosine"]
+    if cosine:
+        raise ConfigError(
+            f"{where}: the cosine schedule of optimizer {', '.join(cosine)} is fitted to the run's "
+            f"{cfg.train.epochs} epochs, so a longer run would change the rates it has trained with"
+        )
+    summary = read_json(run_dir / "summary.json", "run summary") if (run_dir / "summary.json").exists() else {}
+    reason = summary.get("stop_reason") if isinstance(summary, dict) else None
+    if reason:
+        raise ConfigError(f"{where} stopped on its own ({reason}); more epochs would not train")
+    return check_builders(config_from_dict(apply_overrides(cfg.to_dict(), {"train.epochs": epochs})))
 
 
 def _not_an_agent(cfg: RecipeConfig, run_dir: Path) -> None:

@@ -25,6 +25,7 @@ from ..rl.loop import EnvironmentLoop, evaluate_agent
 from ..rl.vector import VectorEnvironmentLoop, VectorEnvSource, check_vector_agent
 from ..training.callbacks import WallClock
 from ..training.checkpoint import atomic_write_text, load_checkpoint
+from ..training.optim import describe_optimizer
 from ..training.setup import make_engine
 from ..viz import as_number, save_curves
 from . import report
@@ -199,6 +200,7 @@ def write_env_summary(parts: RunParts, applied: Any) -> dict[str, Any]:
         "wall_time_s": round(parts.clock.elapsed(), 2),
         "device": device_info(parts.device, applied),
         "precision": parts.machine.summary(),
+        "optimizers": {k: describe_optimizer(o) for k, o in parts.engine.optimizers.items()},
         "versions": versions(),
         "figures": figures,
         "config": cfg.to_dict(),

@@ -19,6 +19,7 @@ import torch
 from .. import machine
 from ..config import RecipeConfig
 from ..models.base import Classifier
+from ..training.optim import describe_optimizer
 from ..training.checkpoint import atomic_write_text
 from ..training.events import close_events, event_writer, writing_events
 from ..viz import is_rate, save_code_scatter, save_confusion, save_curves, save_image_rows, save_tiles
@@ -201,6 +202,7 @@ def write_summary(
         "device": device_info(parts.device, applied),
         "distributed": parts.results.get("distributed", parts.strategy.describe()),
         "precision": parts.machine.summary(),
+        "optimizers": {k: describe_optimizer(o) for k, o in engine.optimizers.items()},
         "machine": machine.describe(parts.device),
         "versions": versions(),
         "figures": figures,

@@ -23,6 +23,8 @@ __all__ = [
     "build_optimizer",
     "build_optimizers",
     "check_optimizer_args",
+    "fused_kernel",
+    "describe_optimizer",
     "lr_factor",
     "iwae_stage",
     "build_schedule",
@@ -80,7 +82,7 @@ OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]] = {
     "adam": (torch.optim.Adam, {}),
     "adamw": (torch.optim.AdamW, {}),
 }
-_NOT_USER_ARGS = {"params", "self", "lr", "foreach", "fused", "capturable", "differentiable", "maximize"}
+_NOT_USER_ARGS = {"params", "self", "lr", "foreach", "capturable", "differentiable", "maximize"}
 
 
 def _allowed_args(name: str) -> list[str]:
@@ -100,9 +102,9 @@ def check_optimizer_args(name: str, args: dict[str, Any], where: str = "optimize
             ok = isinstance(value, (list, tuple)) and len(value) == 2
             if not ok or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in value):
                 raise ConfigError(f"{where}.betas must be two numbers in [0, 1), got {value!r}")
-        elif key == "nesterov":
+        elif key in ("nesterov", "fused"):
             if not isinstance(value, bool):
-                raise ConfigError(f"{where}.nesterov must be true or false, got {value!r}")
+                raise ConfigError(f"{where}.{key} must be true or false, got {value!r}")
         elif isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or not math.isfinite(value):
             raise ConfigError(f"{where}.{key} must be a number >= 0, got {value!r}")
 
@@ -116,7 +118,55 @@ def build_optimizer(
     kwargs = {**defaults, **args}
     if "betas" in kwargs:
         kwargs["betas"] = tuple(kwargs["betas"])
+    params = [_listed(p) for p in params]  # generators are read once: the check must not use them up
+    tensors = [t for p in params for t in (p["params"] if isinstance(p, Mapping) else [p])]
+    if kwargs.get("fused") and not _fusable(tensors):
+        raise ConfigError(f"{name}.fused: torch's fused kernel needs dense floating-point weights on the CPU or CUDA")
+    if "fused" not in kwargs and fused_kernel(cls, tensors, kwargs):
+        kwargs["fused"] = True
     return cls(params, lr=lr, **kwargs)
+
+
+def _listed(p: Any) -> Any:
+    if isinstance(p, Mapping):
+        ps = p["params"]
+        return {**p, "params": [ps] if isinstance(ps, torch.Tensor) else list(ps)}
+    return p
+
+
+def _fusable(tensors: Sequence[torch.Tensor]) -> bool:
+    return bool(tensors) and all(
+        t.is_floating_point() and t.layout == torch.strided and t.device.type in ("cpu", "cuda") for t in tensors
+    )
+
+
+def fused_kernel(cls: type[torch.optim.Optimizer], tensors: Sequence[torch.Tensor], kwargs: Mapping[str, Any]) -> bool:
+    """Whether ``cls`` over ``tensors`` runs torch's fused kernel (one pass over every tensor per step) by default.
+
+    torch's default runs the update as several elementwise passes (tensor by tensor on the CPU, ``foreach`` on
+    CUDA), which on the CPU made Adam's update about ten times slower than the fused kernel (17.9 against 1.8 ms
+    for a 3.3M-weight CNN, 1 thread; ``benchmarks/optimizers.py``). The fused kernel computes the same update (equal
+    to about 1e-6 after 20 steps). Used where torch has it (Adam, AdamW, Adagrad, SGD with momentum) and every
+    tensor is a dense floating-point one on the CPU or CUDA; plain SGD is one pass already and keeps the default.
+    A recipe's ``fused = false`` (or ``true``) in its optimizer table decides instead.
+    """
+    if "fused" not in inspect.signature(cls.__init__).parameters:
+        return False
+    if cls is torch.optim.SGD and not kwargs.get("momentum"):
+        return False
+    return _fusable(tensors)
+
+
+def describe_optimizer(opt: torch.optim.Optimizer) -> str:
+    """``"Adam, fused"``: the class and the kernel that runs its update, for the run's summary."""
+    group = opt.param_groups[0]
+    if group.get("fused"):
+        kernel = "fused"
+    elif group.get("foreach") or all(p.is_cuda for g in opt.param_groups for p in g["params"]):
+        kernel = "foreach"
+    else:
+        kernel = "tensor by tensor"
+    return f"{type(opt).__name__}, {kernel}"
 
 
 def lr_factor(
