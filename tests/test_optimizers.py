@@ -1,6 +1,7 @@
 """Models declare their optimizers; recipes set each one in [optimizers.NAME] ([optimizer] is the short form of
 "main"), each with its own schedule; per-group learning rates come from lr_scale."""
 
+import copy
 import json
 
 import pytest
@@ -227,3 +228,34 @@ def test_grouped_parameters_from_generators_all_reach_the_optimizer():
     opt = build_optimizer("adam", groups, 0.01)
     assert [len(g["params"]) for g in opt.param_groups] == [2, 2]
     assert [g["lr"] for g in opt.param_groups] == [0.01, 0.5] and opt.param_groups[0]["fused"]
+
+
+def test_a_resumed_optimizer_keeps_the_kernel_it_was_built_with():
+    from deeprecipes.training.optim import build_optimizer, describe_optimizer, load_keeping_kernel
+
+    net = _net()
+    old = torch.optim.Adam(net.parameters(), lr=0.01)  # saved before fused kernels: torch's default
+    for _ in range(3):
+        old.zero_grad()
+        net(torch.ones(2, 6)).sum().backward()
+        old.step()
+    saved = copy.deepcopy(old.state_dict())  # as a checkpoint gives it: tensors of its own
+    assert not saved["param_groups"][0]["fused"]
+    new = build_optimizer("adam", net.parameters(), 0.01)
+    load_keeping_kernel(new, copy.deepcopy(saved))
+    assert describe_optimizer(new) == "Adam, fused"
+    assert [s["step"].item() for s in new.state.values()] == [3.0] * 4
+    assert all(s["step"].dtype == torch.float32 for s in new.state.values())
+    twin = _net()  # one more step from the saved state: the same with either kernel
+    twin.load_state_dict(net.state_dict())
+    plain = torch.optim.Adam(twin.parameters(), lr=0.01)
+    plain.load_state_dict(saved)
+    for model, opt in ((net, new), (twin, plain)):
+        opt.zero_grad()
+        model(torch.ones(2, 6)).sum().backward()
+        opt.step()
+    for a, b in zip(net.parameters(), twin.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    kept = torch.optim.Adam(_net().parameters(), lr=0.01)  # and a run built without it stays without it
+    load_keeping_kernel(kept, copy.deepcopy(new.state_dict()))
+    assert describe_optimizer(kept) == "Adam, tensor by tensor"

@@ -27,6 +27,7 @@ from ..machine import PRECISIONS, Precision, resolve_precision, warn_if_downgrad
 from .callbacks import Callback
 from .checkpoint import rng_state, set_rng_state
 from .metrics import evaluate
+from .optim import load_keeping_kernel
 from .strategy import Single, Strategy
 
 __all__ = ["Engine", "EpochSource", "StatefulSource"]
@@ -386,7 +387,7 @@ class Engine:
             saved = state.get("optimizer_types", {}).get(k)
             if saved != type(opt).__name__:
                 raise ValueError(f"optimizer '{k}' was saved as {saved}, the config builds {type(opt).__name__}")
-            opt.load_state_dict(state["optimizers"][k])
+            load_keeping_kernel(opt, state["optimizers"][k])
         for k, sched in self.schedules.items():
             sched.load_state_dict(state["schedules"][k])
         for k, scaler in self.scalers.items():

@@ -25,6 +25,7 @@ __all__ = [
     "check_optimizer_args",
     "fused_kernel",
     "describe_optimizer",
+    "load_keeping_kernel",
     "lr_factor",
     "iwae_stage",
     "build_schedule",
@@ -155,6 +156,21 @@ def fused_kernel(cls: type[torch.optim.Optimizer], tensors: Sequence[torch.Tenso
     if cls is torch.optim.SGD and not kwargs.get("momentum"):
         return False
     return _fusable(tensors)
+
+
+def load_keeping_kernel(opt: torch.optim.Optimizer, state: Mapping[str, Any]) -> None:
+    """``opt.load_state_dict(state)``, keeping the kernel ``opt`` was built with (torch takes the saved groups'
+    ``fused`` and ``foreach``): the kernel belongs to this run's machine and config, not to the checkpoint. A run
+    saved before fused kernels, or on another device, resumes on the kernel it would start with now."""
+    kernels = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in opt.param_groups]
+    opt.load_state_dict(state)  # type: ignore[arg-type]
+    for group, kernel in zip(opt.param_groups, kernels, strict=True):
+        group.update(kernel)
+        if kernel.get("fused"):  # the fused kernel keeps its step count as a float32 tensor beside the weights
+            for p in group["params"]:
+                step = opt.state.get(p, {}).get("step")
+                if isinstance(step, torch.Tensor):
+                    opt.state[p]["step"] = step.to(device=p.device, dtype=torch.float32)
 
 
 def describe_optimizer(opt: torch.optim.Optimizer) -> str:
