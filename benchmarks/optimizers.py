@@ -64,9 +64,7 @@ def main() -> None:
             kernels: dict[bool, str] = {}
             for k in range(args.rounds):
                 for fused in (False, True):
-                    step, kernels[fused], weights = one_run(
-                        recipe, None if fused else False, args, Path(tmp) / f"{recipe}-{fused}-{k}"
-                    )
+                    step, kernels[fused], weights = one_run(recipe, fused, args, Path(tmp) / f"{recipe}-{fused}-{k}")
                     best[fused] = min(best.get(fused, step), step)
             ratio = best[False] / best[True]
             print(f"{recipe}: default {1e3 * best[False]:.2f} ms/step, fused {1e3 * best[True]:.2f} ms ({ratio:.2f}x)")
