@@ -203,7 +203,7 @@ def test_fused_kernel_needs_dense_floating_tensors_on_cpu_or_cuda():
     assert not fused_kernel(torch.optim.Adam, [torch.zeros(3, device="meta")], {})
     assert not fused_kernel(torch.optim.Adam, [torch.zeros(3).to_sparse()], {})
     assert not fused_kernel(torch.optim.SGD, dense, {"momentum": 0.0})
-    with pytest.raises(ConfigError, match=r"^adam.fused: torch's fused kernel needs dense floating-point"):
+    with pytest.raises(ConfigError, match=r"^fused = true: torch's fused adam needs dense floating-point"):
         build_optimizer("adam", [torch.zeros(3, device="meta", requires_grad=True)], 0.1, fused=True)
 
 

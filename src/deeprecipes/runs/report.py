@@ -19,9 +19,9 @@ import torch
 from .. import machine
 from ..config import RecipeConfig
 from ..models.base import Classifier
-from ..training.optim import describe_optimizer
 from ..training.checkpoint import atomic_write_text
 from ..training.events import close_events, event_writer, writing_events
+from ..training.optim import describe_optimizer
 from ..viz import is_rate, save_code_scatter, save_confusion, save_curves, save_image_rows, save_tiles
 from .device import device_info, versions
 from .parts import RunParts

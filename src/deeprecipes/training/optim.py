@@ -122,7 +122,7 @@ def build_optimizer(
     params = [_listed(p) for p in params]  # generators are read once: the check must not use them up
     tensors = [t for p in params for t in (p["params"] if isinstance(p, Mapping) else [p])]
     if kwargs.get("fused") and not _fusable(tensors):
-        raise ConfigError(f"{name}.fused: torch's fused kernel needs dense floating-point weights on the CPU or CUDA")
+        raise ConfigError(f"fused = true: torch's fused {name} needs dense floating-point weights on the CPU or CUDA")
     if "fused" not in kwargs and fused_kernel(cls, tensors, kwargs):
         kwargs["fused"] = True
     return cls(params, lr=lr, **kwargs)
@@ -146,10 +146,10 @@ def fused_kernel(cls: type[torch.optim.Optimizer], tensors: Sequence[torch.Tenso
 
     torch's default runs the update as several elementwise passes (tensor by tensor on the CPU, ``foreach`` on
     CUDA), which on the CPU made Adam's update about ten times slower than the fused kernel (17.9 against 1.8 ms
-    for a 3.3M-weight CNN, 1 thread; ``benchmarks/optimizers.py``). The fused kernel computes the same update (equal
-    to about 1e-6 after 20 steps). Used where torch has it (Adam, AdamW, Adagrad, SGD with momentum) and every
-    tensor is a dense floating-point one on the CPU or CUDA; plain SGD is one pass already and keeps the default.
-    A recipe's ``fused = false`` (or ``true``) in its optimizer table decides instead.
+    for a 3.3M-weight CNN's update alone, 1 thread; whole steps in ``benchmarks/optimizers.py``). The fused kernel
+    computes the same update (equal to about 1e-6 after 20 steps). Used where torch has it (Adam, AdamW, Adagrad,
+    SGD with momentum) and every tensor is a dense floating-point one on the CPU or CUDA; plain SGD is one pass
+    already and keeps the default. A recipe's ``fused = false`` (or ``true``) in its optimizer table decides instead.
     """
     if "fused" not in inspect.signature(cls.__init__).parameters:
         return False
