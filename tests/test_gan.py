@@ -4,6 +4,7 @@ ladder, and the gan-mnist recipe end to end on the shipped MNIST files."""
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,7 +22,9 @@ from deeprecipes.models.feature_net import (
     load_feature_net,
 )
 from deeprecipes.registry import create_dataset
+from deeprecipes.runs import api
 from deeprecipes.training.engine import Engine
+from deeprecipes.viz import save_tiles
 
 # the feature network every FID and Inception-style score in the README was measured with
 SHA256 = "b12697a0dfd82c4ce8e2db3f5c6453a976cd8fb4a593881bf9d59a192ac4b0cc"
@@ -124,7 +127,7 @@ def test_a_deterministic_generator_reuses_the_d_steps_images_with_the_same_resul
 
 
 @pytest.mark.parametrize("recipe", ["gan-mnist", "dcgan-mnist-fast"])
-def test_gan_recipes_write_grids_summaries_and_scores(recipe, tmp_path):
+def test_gan_recipes_write_grids_summaries_and_scores(recipe, tmp_path, monkeypatch):
     out = tmp_path / "run"
     sets = {"train.max_steps": 40, "train.sample_every": 20, "train.log_every": 10, "train.train_subset": 2000,
             "train.eval_subset": 500, "train.threads": 1}  # fmt: skip
@@ -145,6 +148,31 @@ def test_gan_recipes_write_grids_summaries_and_scores(recipe, tmp_path):
     loaded = deeprecipes.load_run(out)
     assert loaded.model.sample_images(4, seed=2).shape == (4, 28, 28)
     assert json.loads((out / "model.json").read_text())["name"] == ("mlp-gan" if recipe == "gan-mnist" else "dcgan")
+    drawn = {}
+
+    def tiles(images, path, title, ncols, normalize):
+        drawn.update(shape=tuple(images.shape), ncols=ncols, title=title)
+        return save_tiles(images, path, title, ncols, normalize)
+
+    monkeypatch.setattr(api, "save_tiles", tiles)
+    path = deeprecipes.sample(out, n=10, seed=5, interpolate=True)
+    assert path == str(out / "figures" / "interpolations-s5.png") and Path(path).stat().st_size > 1000
+    assert drawn == {"shape": (12, 28, 28), "ncols": 4, "title": f"{recipe}: 3 latent interpolations, seed 5"}
+
+
+def test_gan_interpolations_walk_straight_lines_between_seeded_noise_vectors():
+    torch.manual_seed(0)
+    gan = deeprecipes.create_model("mlp-gan").eval()
+    lines = gan.interpolate_images(3, 5, seed=7)
+    assert lines.shape == (15, 28, 28)
+    ends = gan.noise(6, torch.Generator().manual_seed(7))  # the first 3 draws start the lines, the next 3 end them
+    with torch.no_grad():
+        first, last = gan(ends[:3]).reshape(3, 28, 28), gan(ends[3:]).reshape(3, 28, 28)
+        middle = gan((ends[:3] + ends[3:]) / 2).reshape(3, 28, 28)
+    assert torch.allclose(lines[0::5], first, atol=1e-6) and torch.allclose(lines[4::5], last, atol=1e-6)
+    assert torch.allclose(lines[2::5], middle, atol=1e-5)
+    assert torch.equal(lines, gan.interpolate_images(3, 5, seed=7))
+    assert not torch.equal(lines, gan.interpolate_images(3, 5, seed=8))
 
 
 def test_sample_grids_need_a_model_that_draws_images(tmp_path):

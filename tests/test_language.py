@@ -283,6 +283,8 @@ def test_sample_command_and_function(char_run, capsys):
     assert "outside the model's vocabulary" in capsys.readouterr().err
     assert main(["sample", str(char_run.run_dir), "--length", "0"]) == 2
     assert "length must be >= 1" in capsys.readouterr().err
+    assert main(["sample", str(char_run.run_dir), "--interpolate"]) == 2
+    assert "--interpolate is for image models (a VAE, a GAN)" in capsys.readouterr().err
 
 
 def test_word_model_on_shakespeare_learns(tmp_path):

@@ -68,6 +68,9 @@ def test_vae_mnist_learns_draws_its_pictures_and_samples_from_the_run_directory(
         assert (out / "figures" / name).stat().st_size > 1000, name
     assert main(["-q", "sample", str(out), "--n", "16", "--seed", "3"]) == 0
     assert capsys.readouterr().out.strip() == str(out / "figures" / "samples-s3.png")
+    assert main(["-q", "sample", str(out), "--n", "16", "--interpolate", "--out", str(tmp_path / "lines.png")]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "lines.png")
+    assert (tmp_path / "lines.png").stat().st_size > 1000
     loaded = deeprecipes.load_run(out)
     assert torch.equal(loaded.model.sample_images(4, seed=1), loaded.model.sample_images(4, seed=1))
     assert json.loads((out / "model.json").read_text())["args"]["n_latent"] == 2
@@ -83,6 +86,17 @@ def test_latent_interpolations_run_from_one_image_to_the_other():
     assert lines.shape == (12, 4, 5)  # 2 pairs (the fifth image has no partner), 6 steps each
     assert torch.allclose(lines[0].reshape(-1), model(x[:1])[0], atol=1e-6)
     assert torch.allclose(lines[11].reshape(-1), model(x[3:4])[0], atol=1e-6)
+
+
+def test_prior_interpolations_are_seeded_straight_lines_between_two_draws():
+    torch.manual_seed(0)
+    model = VAE(n_visible=20, hidden_sizes=[16], n_latent=3, image_shape=[4, 5])
+    lines = model.interpolate_images(2, 4, seed=1)
+    assert lines.shape == (8, 4, 5)
+    ends = torch.randn(4, 3, generator=torch.Generator().manual_seed(1))  # rows start at draws 0, 1; end at 2, 3
+    assert torch.allclose(lines[0::4].reshape(2, -1), model.decode(ends[:2]), atol=1e-6)
+    assert torch.allclose(lines[3::4].reshape(2, -1), model.decode(ends[2:]), atol=1e-6)
+    assert torch.equal(lines, model.interpolate_images(2, 4, seed=1))
 
 
 def test_conv_vae_has_keras_ios_layers_and_shares_the_elbo():

@@ -133,7 +133,9 @@ def _add_saved_run(sub: Any) -> None:
         "--epochs", type=int, help="train on to this many epochs in all: more than the run was set for, finished or not"
     )
 
-    s = sub.add_parser("sample", help="generate text (a language model) or a grid of images (a VAE) from a saved run")
+    s = sub.add_parser(
+        "sample", help="generate text (a language model) or a grid of images (a VAE, a GAN) from a saved run"
+    )
     s.add_argument("run_dir")
     s.add_argument("--prime", default="", help="text the model reads before generating (default: none)")
     s.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; 0 = most likely token")
@@ -142,6 +144,12 @@ def _add_saved_run(sub: Any) -> None:
     s.add_argument("--out", default=None, help="the image grid's file (default RUN_DIR/figures/samples-s<seed>.png)")
     s.add_argument("--seed", type=int, default=0, help="seed of the random draws (default 0)")
     s.add_argument("--best", action="store_true", help="use the best checkpoint instead of the latest")
+    s.add_argument(
+        "--interpolate",
+        action="store_true",
+        help="image models: each row of the grid walks a straight line between two random latent points "
+        "(default file RUN_DIR/figures/interpolations-s<seed>.png)",
+    )
 
 
 def _add_tune(sub: Any) -> None:
@@ -434,6 +442,7 @@ def _dispatch(args: argparse.Namespace) -> None:
             which="best" if args.best else "latest",
             n=args.n,
             out=args.out,
+            interpolate=args.interpolate,
         )
         print(text)
     elif args.command == "serve":

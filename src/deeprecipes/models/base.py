@@ -30,9 +30,17 @@ from ..errors import ConfigError
 if TYPE_CHECKING:
     from ..training.engine import Engine
 
-__all__ = ["Model", "Classifier", "ErrorRateClassifier", "Regressor"]
+__all__ = ["Model", "Classifier", "ErrorRateClassifier", "Regressor", "straight_lines"]
 
 Batch = tuple[torch.Tensor, ...]
+
+
+def straight_lines(start: torch.Tensor, end: torch.Tensor, steps: int) -> torch.Tensor:
+    """``steps`` evenly spaced points on the straight line from each row of ``start`` (n, d) to the same row of
+    ``end``: (n * steps, d), a line's points together, the first of each its ``start`` and the last its ``end``
+    (latent interpolations)."""
+    t = torch.linspace(0, 1, steps, device=start.device, dtype=start.dtype)[None, :, None]
+    return (start[:, None] * (1 - t) + end[:, None] * t).reshape(-1, start.shape[-1])
 
 
 class Model(nn.Module):

@@ -38,7 +38,7 @@ from ..errors import ConfigError
 from ..params import PositiveInt, check_arguments
 from ..registry import register_model
 from ..viz import save_histograms, save_tiles
-from .base import Batch, Model
+from .base import Batch, Model, straight_lines
 from .feature_net import frechet_distances, inception_score, load_feature_net
 
 if TYPE_CHECKING:
@@ -259,6 +259,14 @@ class ImageGAN(Model):
         parts = [self(self.noise(min(1000, n - i), gen)).float().cpu() for i in range(0, n, 1000)]
         return torch.cat(parts).reshape(n, *self.picture_shape)
 
+    @torch.no_grad()
+    def interpolate_images(self, lines: int, steps: int, seed: int = 0) -> torch.Tensor:
+        """``lines`` rows of ``steps`` images generated on the straight line between two noise vectors each, seeded
+        by ``seed`` as :meth:`sample_images`: (lines * steps, H, W) or (lines * steps, 3, H, W)."""
+        ends = self.noise(2 * lines, torch.Generator().manual_seed(seed))
+        z = straight_lines(ends[:lines], ends[lines:], steps)
+        return self(z).float().cpu().reshape(-1, *self.picture_shape)
+
     def reference_metrics(self, data: Any) -> dict[str, float]:
         """At the end of a run: ``test_fid`` and ``test_inception_score`` (± ``..._std``) of as many generated
         images as the test split has, against it; the ladder beside them: ``fid_train_vs_test`` (as many training
@@ -288,11 +296,7 @@ class ImageGAN(Model):
         self.eval()
         with torch.no_grad():
             samples = self.sample_images(64, seed=0)
-            gen = torch.Generator().manual_seed(3)
-            ends = torch.rand(2, 8, self.noise_dim, generator=gen) * 2 - 1
-            t = torch.linspace(0, 1, 10)[None, :, None]
-            z = (ends[0][:, None] * (1 - t) + ends[1][:, None] * t).reshape(-1, self.noise_dim)
-            lines = self(z.to(self._device)).float().cpu().reshape(-1, *self.picture_shape)
+            lines = self.interpolate_images(8, 10, seed=3)
         self.train(was)
         return [
             save_tiles(samples, fig_dir / "samples.png", f"{title}: samples", 8, normalize=False),

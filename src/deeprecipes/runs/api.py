@@ -565,10 +565,16 @@ def sample(
     which: str = "latest",
     n: int = 64,
     out: str | Path | None = None,
+    interpolate: bool = False,
 ) -> str:
     """What a saved generative run makes: text for a language model (``prime`` then ``length`` tokens drawn at
-    ``temperature``), or for an image model (a VAE) a grid of ``n`` images drawn from its prior, written to ``out``
-    (default ``RUN_DIR/figures/samples-s<seed>.png``); returns the text, or the picture's path.
+    ``temperature``), or for an image model (a VAE, a GAN) a grid of ``n`` images drawn from its prior, written to
+    ``out`` (default ``RUN_DIR/figures/samples-s<seed>.png``); returns the text, or the picture's path.
+
+    With ``interpolate`` the grid's rows are latent interpolations: each row walks in ``ceil(sqrt(n))`` even steps
+    along the straight line between two random latent points (prior draws for a VAE, noise vectors for a GAN), and
+    there are as many rows as ``n`` images need (``n = 64``: 8 rows of 8; ``n = 10``: 3 rows of 4). The default
+    file is then ``RUN_DIR/figures/interpolations-s<seed>.png``.
 
     Only the run directory is read (:func:`deeprecipes.load_run`: model.json, config.json and a checkpoint).
 
@@ -577,15 +583,26 @@ def sample(
     >>> print(deeprecipes.sample("runs/char-rnn-shakespeare/...", prime="ROMEO:", temperature=0.8, length=500))
     >>> deeprecipes.sample("runs/vae-mnist/...", n=64, seed=1)
     'runs/vae-mnist/.../figures/samples-s1.png'
+    >>> deeprecipes.sample("runs/gan-mnist/...", n=64, interpolate=True)
+    'runs/gan-mnist/.../figures/interpolations-s0.png'
     """
     run = load_run(run_dir, which=which)
+    draws_images = callable(getattr(run.model, "sample_images", None))
+    if interpolate and not callable(getattr(run.model, "interpolate_images", None)):
+        raise ConfigError(f"--interpolate is for image models (a VAE, a GAN); {run_dir} holds model '{run.name}'")
     if isinstance(run.model, RNNLanguageModel):
         return run.model.generate_text(prime, length=length, temperature=temperature, seed=seed)
-    if callable(getattr(run.model, "sample_images", None)):
+    if draws_images:
         if n < 1:
             raise ConfigError(f"--n must be >= 1, got {n}")
-        path = run_path(out, "out") if out is not None else Path(run_dir) / "figures" / f"samples-s{seed}.png"
-        images = run.model.sample_images(n, seed=seed)
-        title = f"{run.config.name}: {n} samples, seed {seed}"
-        return str(save_tiles(images, path, title, ncols=math.ceil(math.sqrt(n)), normalize=False))
+        ncols = math.ceil(math.sqrt(n))
+        if interpolate:
+            rows = math.ceil(n / ncols)
+            images = run.model.interpolate_images(rows, ncols, seed=seed)
+            name, title = "interpolations", f"{run.config.name}: {rows} latent interpolations, seed {seed}"
+        else:
+            images = run.model.sample_images(n, seed=seed)
+            name, title = "samples", f"{run.config.name}: {n} samples, seed {seed}"
+        path = run_path(out, "out") if out is not None else Path(run_dir) / "figures" / f"{name}-s{seed}.png"
+        return str(save_tiles(images, path, title, ncols=ncols, normalize=False))
     raise ConfigError(f"{run_dir}: model '{run.name}' generates neither text nor images")
