@@ -5,6 +5,7 @@ ladder, and the gan-mnist recipe end to end on the shipped MNIST files."""
 import hashlib
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -12,7 +13,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch import nn
 
 import deeprecipes
-from deeprecipes.errors import CheckpointError, ConfigError
+from deeprecipes.cli import main
+from deeprecipes.errors import CheckpointError, Collapsed, ConfigError
 from deeprecipes.models.dcgan import DCGAN
 from deeprecipes.models.feature_net import (
     WEIGHTS,
@@ -23,7 +25,9 @@ from deeprecipes.models.feature_net import (
 )
 from deeprecipes.registry import create_dataset
 from deeprecipes.runs import api
+from deeprecipes.training.callbacks import CollapseGuard
 from deeprecipes.training.engine import Engine
+from deeprecipes.training.strategy import Single
 from deeprecipes.viz import save_tiles
 
 # the feature network every FID and Inception-style score in the README was measured with
@@ -178,3 +182,48 @@ def test_gan_interpolations_walk_straight_lines_between_seeded_noise_vectors():
 def test_sample_grids_need_a_model_that_draws_images(tmp_path):
     with pytest.raises(ConfigError, match="train.sample_every: model 'mlp' does not generate images"):
         deeprecipes.run("mlp-mnist-fast", out=tmp_path / "r", overrides={"train.sample_every": 10}, progress=False)
+
+
+def test_the_collapse_guard_counts_steps_in_a_row_below_the_floor():
+    guard = CollapseGuard("d_loss", 1e-3, steps=5)
+    engine = SimpleNamespace(step_count=0, log_every=1, strategy=Single())
+
+    def feed(*values):
+        for v in values:
+            engine.step_count += 1
+            guard.on_train_batch_end(engine, {"d_loss": torch.tensor(v), "g_loss": torch.tensor(9.0)})
+
+    feed(0.0, 0.0, 0.0, 0.0, 0.5)  # four below, then a healthy step: the count starts again
+    feed(1e-4, 1e-4, 0.0, 0.0)
+    assert guard.state_dict() == {"run": 4}
+    resumed = CollapseGuard("d_loss", 1e-3, steps=5)
+    resumed.load_state_dict(guard.state_dict())  # a resumed run goes on counting
+    guard = resumed
+    with pytest.raises(Collapsed, match=r"train d_loss stayed below 0.001 for 5 steps in a row \(steps 6 to 10\)"):
+        feed(0.0)
+    guard.load_state_dict({"run": "x"})  # a hand-edited state counts from 0
+    assert guard.state_dict() == {"run": 0}
+
+
+def test_make_engine_guards_the_models_that_name_a_collapse_signal():
+    from deeprecipes.training.setup import make_engine
+
+    def guards(model, **kw):
+        return [cb for cb in make_engine(model, optimizer="adam", **kw).callbacks if isinstance(cb, CollapseGuard)]
+
+    assert [g.steps for g in guards(deeprecipes.create_model("mlp-gan"))] == [1000]
+    assert len(guards(deeprecipes.create_model("gaussian-gan"), collapse_steps=50)) == 1
+    assert not guards(deeprecipes.create_model("mlp-gan"), collapse_steps=0)
+    assert not guards(deeprecipes.create_model("vae"))
+
+
+def test_a_collapsed_gan_stops_with_one_line_naming_the_steps(tmp_path, capsys):
+    """G frozen (learning rate 1e-12) and D at 0.01: D wins outright within an epoch and d_loss sinks to ~1e-9."""
+    args = ["run", "gan-mnist", "--threads", "1", "--steps", "3000", "--set", "optimizers.g.lr=1e-12",
+            "--set", "optimizers.d.lr=0.01", "--set", "train.log_every=10", "--set", "train.train_subset=2000",
+            "--set", "train.sample_every=0"]  # fmt: skip
+    assert main([*args, "--set", "train.collapse_steps=100", "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "train d_loss stayed below 0.001 for" in err, err
+    assert "(collapse); training stopped" in err and f"the latest checkpoint is {tmp_path / 'a' / 'checkpoints'}" in err
+    assert main([*args[:5], "200", *args[6:], "--set", "train.collapse_steps=0", "--out", str(tmp_path / "b")]) == 0

@@ -298,6 +298,9 @@ class TrainConfig:
     sample_every: int = _f(
         0, "every N steps, an 8x8 grid of samples from fixed noise to figures/samples/ and TensorBoard (0 = off)", min=0
     )
+    collapse_steps: int = _f(
+        1000, "GANs: stop with one line when d_loss stays below 0.001 for this many steps in a row (0 = off)", min=0
+    )
 
 
 @dataclass

@@ -11,6 +11,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "TrainingError",
+    "Collapsed",
     "CheckpointError",
     "WriteError",
     "Interrupted",
@@ -31,6 +32,11 @@ class DataError(DeepRecipesError, ValueError):
 
 class TrainingError(DeepRecipesError, RuntimeError):
     """Training cannot go on (for example the loss became NaN or infinite)."""
+
+
+class Collapsed(TrainingError):
+    """Training runs but has failed: a GAN's discriminator wins outright (its loss pinned at 0), so the checkpoints
+    written before the stop may be collapsed too."""
 
 
 class CheckpointError(DeepRecipesError, RuntimeError):

@@ -51,6 +51,9 @@ class Model(nn.Module):
     #: True for a model whose own ``train_step`` changes weights only through ``engine.step`` (which averages the
     #: gradients over data-parallel ranks); the default ``train_step`` always does
     steps_through_engine: ClassVar[bool] = False
+    #: a logged training scalar and a floor: the scalar staying below the floor for ``train.collapse_steps`` steps
+    #: in a row means training has failed (a GAN's ``d_loss`` pinned at 0), and the run stops with one line
+    collapse_signal: ClassVar[tuple[str, float] | None] = None
 
     @classmethod
     def supports_data_parallel(cls) -> bool:

@@ -77,6 +77,8 @@ class GaussianGAN(Model):
         Discriminator steps per generator step (each on the same real batch, with fresh noise).
     """
 
+    collapse_signal = ("d_loss", 1e-3)  # D wins outright: see training.callbacks.CollapseGuard
+
     steps_through_engine = True  # every weight change goes through engine.step: data-parallel ready
 
     def __init__(self, noise_dim: PositiveInt = 4, hidden: PositiveInt = 32, d_steps: PositiveInt = 1) -> None:
@@ -146,6 +148,8 @@ class ImageGAN(Model):
     ``same_noise`` the generator steps reuse the noise of the last discriminator step (the book and carpedm20 feed
     one ``z`` to every optimizer of an iteration); otherwise each step draws fresh noise, uniform on [-1, 1).
     """
+
+    collapse_signal = ("d_loss", 1e-3)  # D wins outright: see training.callbacks.CollapseGuard
 
     steps_through_engine = True
 

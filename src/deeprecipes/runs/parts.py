@@ -173,6 +173,7 @@ def build_parts(
         grad_clip=t.grad_clip,
         l1=t.l1,
         l2=t.l2,
+        collapse_steps=t.collapse_steps,
         precision=mach.precision,
         log_every=t.log_every,
         strategy=strategy,

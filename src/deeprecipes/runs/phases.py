@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..config import RecipeConfig
-from ..errors import CheckpointError, TrainingError
+from ..errors import CheckpointError, Collapsed, TrainingError
 from ..training.callbacks import Callback, ProgressLogger, TensorBoardLogger
 from ..training.layerwise import LayerSettings, pretrain, pretrain_blocks, pretrain_plan
 from .parts import RunParts
@@ -154,7 +154,8 @@ class LayerwisePhase(Phase):
 @register_phase("fit", order=100)
 class FitPhase(Phase):
     """The engine's loop over the training source, evaluating after every epoch; on resume it continues from the
-    latest checkpoint at the exact batch. A NaN loss ends it with the last good checkpoint named."""
+    latest checkpoint at the exact batch. A NaN loss ends it with the last good checkpoint named (a GAN's collapse,
+    with the latest)."""
 
     @classmethod
     def applies(cls, cfg: RecipeConfig) -> bool:
@@ -171,7 +172,8 @@ class FitPhase(Phase):
                 raise
             ckpt = parts.run_dir / "checkpoints"
             latest = latest_checkpoint(ckpt)
-            where = f"the last good checkpoint is {ckpt / latest}" if latest else "no checkpoint was written"
+            which = "latest" if isinstance(e, Collapsed) else "last good"  # a collapse began before its stop
+            where = f"the {which} checkpoint is {ckpt / latest}" if latest else "no checkpoint was written"
             raise TrainingError(f"{e}; {where}") from None
 
     @staticmethod

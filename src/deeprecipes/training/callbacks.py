@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, Collapsed
 from ..fileio import atomic_write_text, writing
 from ..viz import save_grid, tensorboard_image, tile
 from .checkpoint import save_checkpoint
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .engine import Engine
 
 __all__ = [
+    "CollapseGuard",
     "Callback",
     "EarlyStopping",
     "ProgressLogger",
@@ -368,6 +369,47 @@ class SampleGrids(Callback):
         if engine.step_count % self.every == 0:
             self.latest = (engine.step_count, sample_grid(engine.model))
             save_grid(self.latest[1], self.directory / f"step-{engine.step_count:07d}.png", ncols=8)
+
+
+class CollapseGuard(Callback):
+    """Stop the run with one line when the logged training scalar ``key`` stays below ``floor`` for ``steps``
+    training steps in a row: a GAN whose discriminator wins outright (``d_loss`` pinned at 0) has a generator that
+    no longer learns. Models name their signal in ``collapse_signal``; :func:`make_engine` adds this guard.
+
+    The count is kept on the model's device and read every ``log_every`` steps (no per-step synchronisation on a
+    GPU), so a collapse is reported up to ``log_every`` steps after it reaches ``steps``. Under data-parallel
+    training the run stops once every rank has seen it. The count is checkpointed: a resumed run goes on counting.
+    """
+
+    def __init__(self, key: str, floor: float, steps: int) -> None:
+        self.key, self.floor, self.steps = key, floor, steps
+        self._run: torch.Tensor | int = 0  # steps in a row below the floor, up to the last one
+
+    def on_train_batch_end(self, engine: Engine, logs: dict[str, Any]) -> None:
+        value = logs.get(self.key)
+        if not isinstance(value, torch.Tensor):
+            return
+        self._run = (self._run + 1) * (value.detach() < self.floor).long()
+        if engine.step_count % engine.log_every:
+            return
+        collapsed = (self._run >= self.steps).float().reshape(1)
+        if engine.strategy.world_size > 1:
+            collapsed = engine.strategy.all_reduce(collapsed) / engine.strategy.world_size
+        if float(collapsed) == 1.0:
+            run = int(self._run)
+            raise Collapsed(
+                f"train {self.key} stayed below {self.floor:g} for {run:,} steps in a row (steps "
+                f"{engine.step_count - run + 1:,} to {engine.step_count:,}): the discriminator wins outright and the "
+                f"generator no longer learns (collapse); training stopped (train.collapse_steps = 0 turns this "
+                f"check off)"
+            )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"run": int(self._run)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        run = state.get("run", 0)
+        self._run = run if isinstance(run, int) and not isinstance(run, bool) and run >= 0 else 0
 
 
 class WallClock(Callback):

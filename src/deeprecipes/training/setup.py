@@ -18,7 +18,7 @@ from typing import Any
 from torch import nn
 
 from ..config import OptimizerConfig, ScheduleConfig
-from .callbacks import Callback
+from .callbacks import Callback, CollapseGuard
 from .engine import Engine
 from .optim import build_optimizers
 
@@ -47,6 +47,7 @@ def make_engine(
     max_steps: int = 0,
     callbacks: Sequence[Callback] = (),
     model_name: str | None = None,
+    collapse_steps: int = 1000,
     **settings: Any,
 ) -> Engine:
     """An :class:`Engine` for ``model`` with the optimizers it declares.
@@ -60,6 +61,9 @@ def make_engine(
     steps_per_epoch, epochs, max_steps : int
         What the schedules are spread over (``max_steps`` caps the total when set).
     callbacks : sequence of Callback
+    collapse_steps : int
+        For a model that names a ``collapse_signal`` (the GANs' ``d_loss``), stop with one line when it stays below
+        its floor for this many steps in a row (:class:`~deeprecipes.training.callbacks.CollapseGuard`; 0 = off).
     **settings
         The engine's other arguments: ``grad_clip``, ``l1``, ``l2``, ``precision``, ``log_every``, ``strategy``.
     """
@@ -79,6 +83,9 @@ def make_engine(
         total_steps=total,
         model_name=model_name or f"{type(model).__name__}",
     )
+    signal = getattr(model, "collapse_signal", None)
+    if collapse_steps and signal is not None:  # first: checkpointing stays last, to store the others' state
+        callbacks = [CollapseGuard(*signal, collapse_steps), *callbacks]
     return Engine(
         model, optimizers=optimizers, schedules=schedules, callbacks=callbacks, max_steps=max_steps, **settings
     )
