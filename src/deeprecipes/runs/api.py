@@ -587,12 +587,11 @@ def sample(
     'runs/gan-mnist/.../figures/interpolations-s0.png'
     """
     run = load_run(run_dir, which=which)
-    draws_images = callable(getattr(run.model, "sample_images", None))
     if interpolate and not callable(getattr(run.model, "interpolate_images", None)):
         raise ConfigError(f"--interpolate is for image models (a VAE, a GAN); {run_dir} holds model '{run.name}'")
     if isinstance(run.model, RNNLanguageModel):
         return run.model.generate_text(prime, length=length, temperature=temperature, seed=seed)
-    if draws_images:
+    if callable(getattr(run.model, "sample_images", None)):
         if n < 1:
             raise ConfigError(f"--n must be >= 1, got {n}")
         ncols = math.ceil(math.sqrt(n))

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from .engine import Engine
 
 __all__ = [
-    "CollapseGuard",
     "Callback",
+    "CollapseGuard",
     "EarlyStopping",
     "ProgressLogger",
     "MetricsLog",
