@@ -73,6 +73,29 @@ def digits():
     return train_test_split(X / 16.0, y, test_size=0.25, random_state=0, stratify=y)
 
 
+def _draw_folder(folder: Path, n: int = 60, size: tuple[int, int] = (48, 40)) -> Path:
+    """``n`` pictures of a bright square or disc on a dark background, as PNG and JPEG files, and a README.txt."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        img = Image.new("RGB", size, tuple(int(v) for v in rng.integers(0, 60, 3)))
+        x, y = (int(v) for v in rng.integers(4, 20, 2))
+        shape = ImageDraw.Draw(img).ellipse if i % 2 else ImageDraw.Draw(img).rectangle
+        shape([x, y, x + 16, y + 14], fill=tuple(int(v) for v in rng.integers(150, 256, 3)))
+        img.save(folder / f"pic{i:03d}{'.png' if i % 3 else '.jpg'}")
+    (folder / "README.txt").write_text("not an image")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def draw_pictures():
+    """``draw_pictures(folder, n=60, size=(48, 40))``: a folder of drawn pictures for the image-folder dataset."""
+    return _draw_folder
+
+
 def cli(*args: str) -> list[str]:
     """The ``deeprecipes`` command line in this interpreter, quiet."""
     return [sys.executable, "-m", "deeprecipes", "-q", *args]

@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 import deeprecipes
 from deeprecipes.cli import main
@@ -17,23 +17,9 @@ from deeprecipes.errors import ConfigError, DataError
 from deeprecipes.registry import create_dataset, create_model
 
 
-def draw_folder(folder, n=60, size=(48, 40)):
-    """``n`` pictures of a bright square or disc on a dark background, as PNG and JPEG files."""
-    rng = np.random.default_rng(0)
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        img = Image.new("RGB", size, tuple(int(v) for v in rng.integers(0, 60, 3)))
-        x, y = (int(v) for v in rng.integers(4, 20, 2))
-        shape = ImageDraw.Draw(img).ellipse if i % 2 else ImageDraw.Draw(img).rectangle
-        shape([x, y, x + 16, y + 14], fill=tuple(int(v) for v in rng.integers(150, 256, 3)))
-        img.save(folder / f"pic{i:03d}{'.png' if i % 3 else '.jpg'}")
-    (folder / "README.txt").write_text("not an image")
-    return folder
-
-
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    return draw_folder(tmp_path_factory.mktemp("pictures"))
+def folder(tmp_path_factory, draw_pictures):
+    return draw_pictures(tmp_path_factory.mktemp("pictures"))
 
 
 def test_a_folder_becomes_uint8_images_cut_and_resized(folder):
@@ -50,7 +36,7 @@ def test_a_folder_becomes_uint8_images_cut_and_resized(folder):
     assert pixels.shape == (1, 3, 2, 2) and (pixels == 255).all()
 
 
-def test_bad_folders_are_one_line(folder, tmp_path):
+def test_bad_folders_are_one_line(folder, tmp_path, draw_pictures):
     with pytest.raises(ConfigError, match="needs a folder: --set data.path"):
         create_dataset("image-folder")
     with pytest.raises(DataError, match="not found"):
@@ -61,7 +47,7 @@ def test_bad_folders_are_one_line(folder, tmp_path):
         create_dataset("image-folder", path=str(folder), crop=100)
     with pytest.raises(ConfigError, match="data.channels must be 1"):
         create_dataset("image-folder", path=str(folder), channels=2)
-    broken = draw_folder(tmp_path / "broken", n=3)
+    broken = draw_pictures(tmp_path / "broken", n=3)
     (broken / "bad.png").write_bytes(b"\x89PNG not really")
     with pytest.raises(DataError, match=r"bad.png: not a readable image"):
         create_dataset("image-folder", path=str(broken))
@@ -77,10 +63,10 @@ def test_big_folders_are_decoded_once_and_cached(folder, monkeypatch):
     assert torch.equal(first.train.x, again.train.x)
 
 
-def test_celeba_is_found_as_a_folder_or_a_checked_zip_and_never_downloaded_offline(tmp_path, monkeypatch):
+def test_celeba_is_found_as_a_folder_or_a_checked_zip_and_never_downloaded(tmp_path, monkeypatch, draw_pictures):
     with pytest.raises(DataError, match="downloads are off"):
         images.find_celeba(str(tmp_path))
-    faces = draw_folder(tmp_path / "zipped" / "img_align_celeba", n=4, size=(178, 218))
+    faces = draw_pictures(tmp_path / "zipped" / "img_align_celeba", n=4, size=(178, 218))
     (faces / "README.txt").unlink()
     zip_path = tmp_path / "data" / "celeba" / "img_align_celeba.zip"
     zip_path.parent.mkdir(parents=True)

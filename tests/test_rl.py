@@ -140,6 +140,7 @@ def test_dqn_run_and_an_interrupted_one_resumed_end_with_identical_weights(tmp_p
     whole = deeprecipes.run("dqn-cartpole", overrides=DQN_SMALL, out=tmp_path / "whole", progress=False)
     assert {"eval_return_mean", "eval_return_std", "episodes", "env_steps"} <= set(whole.metrics)
     assert whole.metrics["env_steps"] >= 400 and whole.summary["phases"] == ["rl"]
+    assert whole.summary["steps"] == whole.summary["env"]["steps"] == whole.metrics["env_steps"]
     records = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
     assert [r["episode"] for r in records] == list(range(1, len(records) + 1))
     assert any(p.name.startswith("events") for p in (tmp_path / "whole" / "tb").iterdir())

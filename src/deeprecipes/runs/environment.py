@@ -195,7 +195,7 @@ def write_env_summary(parts: RunParts, applied: Any) -> dict[str, Any]:
         "phases": list(parts.results),
         "resumed_from": parts.resumed_from,
         "env": {"id": cfg.env.id, "wrappers": cfg.env.wrappers, "steps": parts.env.steps, "episodes": parts.env.episodes},
-        "steps": parts.engine.step_count,
+        "steps": parts.env.steps,  # what train.max_steps counts here: environment steps, not gradient updates
         "seed": cfg.train.seed,
         "wall_time_s": round(parts.clock.elapsed(), 2),
         "device": device_info(parts.device, applied),
