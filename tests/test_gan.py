@@ -219,11 +219,10 @@ def test_make_engine_guards_the_models_that_name_a_collapse_signal():
 
 def test_a_collapsed_gan_stops_with_one_line_naming_the_steps(tmp_path, capsys):
     """G frozen (learning rate 1e-12) and D at 0.01: D wins outright within an epoch and d_loss sinks to ~1e-9."""
-    args = ["run", "gan-mnist", "--threads", "1", "--steps", "3000", "--set", "optimizers.g.lr=1e-12",
-            "--set", "optimizers.d.lr=0.01", "--set", "train.log_every=10", "--set", "train.train_subset=2000",
-            "--set", "train.sample_every=0"]  # fmt: skip
-    assert main([*args, "--set", "train.collapse_steps=100", "--out", str(tmp_path / "a")]) == 2
+    sets = ["optimizers.g.lr=1e-12", "optimizers.d.lr=0.01", "train.log_every=10", "train.train_subset=2000",
+            "train.sample_every=0", "train.collapse_steps=100"]  # fmt: skip
+    args = ["run", "gan-mnist", "--threads", "1", "--steps", "3000", "--out", str(tmp_path / "a")]
+    assert main(args + [a for s in sets for a in ("--set", s)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "train d_loss stayed below 0.001 for" in err, err
     assert "(collapse); training stopped" in err and f"the latest checkpoint is {tmp_path / 'a' / 'checkpoints'}" in err
-    assert main([*args[:5], "200", *args[6:], "--set", "train.collapse_steps=0", "--out", str(tmp_path / "b")]) == 0
