@@ -9,6 +9,7 @@ from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from deeprecipes.errors import Collapsed
 from deeprecipes.estimators import GAN, VAE, DataRangeWarning
 
 _NOISY_SCORE = (
@@ -78,6 +79,19 @@ def test_gan_generates_digits_a_classifier_recognises(digits):
     assert proba.max(1).mean() > 0.58
     assert (np.bincount(proba.argmax(1), minlength=10) >= 5).sum() >= 8
     assert np.corrcoef(fake.mean(0), X_train.mean(0))[0, 1] > 0.85
+
+
+def test_a_gan_whose_discriminator_wins_outright_stops_with_one_line(digits, monkeypatch):
+    """Any d_loss counts as "pinned" under a floor of 1e9: the guard fires at its first check (step 50)."""
+    from deeprecipes.models.gan import MLPGAN
+
+    monkeypatch.setattr(MLPGAN, "collapse_signal", ("d_loss", 1e9))
+    X_train = digits[0]  # 1,347 rows: 43 steps an epoch at batch 32
+    off = r"\(collapse_steps = 0 turns this check off\)"  # the estimator's parameter, not a recipe key
+    with pytest.raises(Collapsed, match=r"below 1e\+09 for 50 steps in a row .*" + off):
+        GAN(hidden=8, epochs=2, batch_size=32, collapse_steps=20).fit(X_train)
+    assert GAN(hidden=8, epochs=2, batch_size=32, collapse_steps=0).fit(X_train).history_
+    assert GAN().get_params()["collapse_steps"] == 1000
 
 
 def test_bad_input_names_what_is_wrong(digits):

@@ -106,15 +106,16 @@ def settings(
     finetune_epochs: NonNegativeInt = 20,
     corruption_levels: Any = None,
     max_iter: PositiveInt = 300,
+    collapse_steps: NonNegativeInt = 1000,
     random_state: Any = None,
     device: Device = "cpu",
     verbose: Verbose = False,
 ) -> None:
     """The estimators' own parameters, those no model takes: how they train (``optimizer``, ``lr``, ``epochs``,
     ``batch_size``, ``weight_decay``), the layer-wise ones (``hidden_layer_sizes``, ``pretrain_*``,
-    ``finetune_epochs``, ``corruption_levels``), ``max_iter``, and scikit-learn's ``random_state``, ``device`` and
-    ``verbose``. :func:`estimator_init` takes the names an estimator lists from here, with these defaults unless it
-    gives others."""
+    ``finetune_epochs``, ``corruption_levels``), ``max_iter``, a GAN's ``collapse_steps``, and scikit-learn's
+    ``random_state``, ``device`` and ``verbose``. :func:`estimator_init` takes the names an estimator lists from
+    here, with these defaults unless it gives others."""
 
 
 def _parameters(source: Callable[..., Any]) -> dict[str, inspect.Parameter]:

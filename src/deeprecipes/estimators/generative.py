@@ -157,6 +157,9 @@ class GAN(_Pixels, BaseTorchEstimator):
         The optimizer of both networks (the book: Adam with its defaults, lr 0.001).
     epochs, batch_size
         Passes over X, and rows per step (the book: 64; 100,000 iterations are about 107 epochs of MNIST).
+    collapse_steps : int
+        Stop ``fit`` with :class:`deeprecipes.errors.Collapsed` when D's loss stays below 0.001 for this many steps
+        in a row (D wins outright and G no longer learns); 0 = never.
     random_state, device, verbose
         As for :class:`VAE`.
 
@@ -172,14 +175,16 @@ class GAN(_Pixels, BaseTorchEstimator):
     __init__ = estimator_init(
         "GAN",
         MLPGAN,
-        "noise_dim hidden d_steps g_steps same_noise optimizer lr epochs batch_size random_state device verbose",
+        "noise_dim hidden d_steps g_steps same_noise optimizer lr epochs batch_size collapse_steps random_state device "
+        "verbose",
         lr=0.001,
         batch_size=64,
     )
 
     def _fit_model(self, x: torch.Tensor, y: Any, seed: int) -> list[dict[str, Any]]:
         model = MLPGAN(**self.shared_args(MLPGAN), image_shape=[x.shape[1]])
-        return self._fit_pixels(model, x, seed)  # G's and D's optimizers both take optimizer and lr
+        # G's and D's optimizers both take optimizer and lr
+        return self._fit_pixels(model, x, seed, collapse_steps=self.collapse_steps, collapse_setting="collapse_steps")
 
     def sample(self, n_samples: int = 1, random_state: Any = None) -> np.ndarray:
         """Generated rows (n_samples, n_features_in_) of pixel intensities in [0, 1], from seeded noise."""

@@ -381,8 +381,8 @@ class CollapseGuard(Callback):
     training the run stops once every rank has seen it. The count is checkpointed: a resumed run goes on counting.
     """
 
-    def __init__(self, key: str, floor: float, steps: int) -> None:
-        self.key, self.floor, self.steps = key, floor, steps
+    def __init__(self, key: str, floor: float, steps: int, setting: str = "train.collapse_steps") -> None:
+        self.key, self.floor, self.steps, self.setting = key, floor, steps, setting
         self._run: torch.Tensor | int = 0  # steps in a row below the floor, up to the last one
 
     def on_train_batch_end(self, engine: Engine, logs: dict[str, Any]) -> None:
@@ -400,8 +400,7 @@ class CollapseGuard(Callback):
             raise Collapsed(
                 f"train {self.key} stayed below {self.floor:g} for {run:,} steps in a row (steps "
                 f"{engine.step_count - run + 1:,} to {engine.step_count:,}): the discriminator wins outright and the "
-                f"generator no longer learns (collapse); training stopped (train.collapse_steps = 0 turns this "
-                f"check off)"
+                f"generator no longer learns (collapse); training stopped ({self.setting} = 0 turns this check off)"
             )
 
     def state_dict(self) -> dict[str, Any]:

@@ -48,6 +48,7 @@ def make_engine(
     callbacks: Sequence[Callback] = (),
     model_name: str | None = None,
     collapse_steps: int = 1000,
+    collapse_setting: str = "train.collapse_steps",
     **settings: Any,
 ) -> Engine:
     """An :class:`Engine` for ``model`` with the optimizers it declares.
@@ -64,6 +65,8 @@ def make_engine(
     collapse_steps : int
         For a model that names a ``collapse_signal`` (the GANs' ``d_loss``), stop with one line when it stays below
         its floor for this many steps in a row (:class:`~deeprecipes.training.callbacks.CollapseGuard`; 0 = off).
+    collapse_setting : str
+        How the user sets ``collapse_steps``, named in the guard's message (an estimator's own parameter).
     **settings
         The engine's other arguments: ``grad_clip``, ``l1``, ``l2``, ``precision``, ``log_every``, ``strategy``.
     """
@@ -85,7 +88,7 @@ def make_engine(
     )
     signal = getattr(model, "collapse_signal", None)
     if collapse_steps and signal is not None:  # first: checkpointing stays last, to store the others' state
-        callbacks = [CollapseGuard(*signal, collapse_steps), *callbacks]
+        callbacks = [CollapseGuard(*signal, collapse_steps, setting=collapse_setting), *callbacks]
     return Engine(
         model, optimizers=optimizers, schedules=schedules, callbacks=callbacks, max_steps=max_steps, **settings
     )
