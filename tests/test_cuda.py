@@ -136,6 +136,8 @@ def gpu_runs(tmp_path_factory, draw_pictures):
 
     def get(recipe: str) -> Any:
         if recipe not in cache:
+            if load_recipe(recipe).env.id:  # the rl extra: a GPU image may lack it (carry its wheels)
+                pytest.importorskip("gymnasium")
             if "minatar" in recipe or "atari" in recipe or recipe == "gym-random-agent":
                 pytest.importorskip("minatar" if "minatar" in recipe else "ale_py")
             extra = {"data.path": str(draw_pictures(tmp_path_factory.mktemp("pictures")))} if "images" in recipe else {}
