@@ -136,11 +136,13 @@ def gpu_runs(tmp_path_factory, draw_pictures):
 
     def get(recipe: str) -> Any:
         if recipe not in cache:
-            if load_recipe(recipe).env.id:  # the rl extra: a GPU image may lack it (carry its wheels)
+            cfg = load_recipe(recipe)
+            if cfg.env.id:  # the rl extra: a GPU image may lack it (carry its wheels)
                 pytest.importorskip("gymnasium")
             if "minatar" in recipe or "atari" in recipe or recipe == "gym-random-agent":
                 pytest.importorskip("minatar" if "minatar" in recipe else "ale_py")
-            extra = {"data.path": str(draw_pictures(tmp_path_factory.mktemp("pictures")))} if "images" in recipe else {}
+            folder = cfg.data.name == "image-folder"
+            extra = {"data.path": str(draw_pictures(tmp_path_factory.mktemp("pictures")))} if folder else {}
             cache[recipe] = run_recipe(recipe, tmp_path_factory.mktemp(recipe), extra)
         return cache[recipe]
 
