@@ -207,3 +207,38 @@ def test_resume_on_other_batches_stops_with_one_line():
         TrainingError, match="cannot resume: the training batches differ from the checkpoint's: batch_size 10 -> 20"
     ):
         again.fit(Batches(x, y, batch_size=20, seed=1), epochs=2)
+
+
+class LossWithoutForward(Model):
+    """A loss that never calls ``forward`` (as a VAE's): ``nn.Module.compile`` alone would leave it eager."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Linear(4, 8), nn.Tanh())
+        self.head = nn.Linear(8, 3)
+
+    def compute_loss(self, batch):
+        x, y = batch
+        return nn.functional.cross_entropy(self.head(self.encoder(x)), y), {}
+
+
+def test_compile_covers_a_loss_that_never_calls_forward():
+    import copy
+
+    import torch._dynamo
+
+    x, y = blobs(60)
+    torch.manual_seed(0)
+    eager = LossWithoutForward()
+    compiled = copy.deepcopy(eager)
+    compiled.compile()
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    engines = [Engine(m, optimizers=build_optimizer("sgd", m.parameters(), 0.1)) for m in (eager, compiled)]
+    for _ in range(3):
+        logs = [e.model.train_step((x, y), e) for e in engines]
+        assert logs[1]["loss"].item() == pytest.approx(logs[0]["loss"].item(), rel=1e-5)
+    assert torch._dynamo.utils.counters["frames"]["ok"] >= 1  # the loss went through torch.compile
+    assert torch.allclose(compiled.head.weight, eager.head.weight, atol=1e-5)
+    # a copy compiles afresh (as nn.Module's does): a kept compiled loss would train the original's weights
+    assert copy.deepcopy(compiled)._compiled_loss is None and eager._compiled_loss is None

@@ -320,3 +320,22 @@ def test_precision_option_sets_fit_and_pretraining_precision(capsys):
     assert main(["run", "dbn-mnist", "--precision", "bf16", "--check"]) == 0
     printed = capsys.readouterr().out
     assert printed.count('"precision": "bf16"') == 2, printed
+
+
+def test_train_compile_without_a_cpp_compiler_is_one_line_before_any_work(tmp_path, monkeypatch):
+    from torch._inductor import cpp_builder
+    from torch._inductor.exc import InvalidCxxCompiler
+
+    assert machine.compile_problem("cpu") is None  # this machine has one (the CPU kernels need it)
+
+    def no_compiler():
+        raise InvalidCxxCompiler()
+
+    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", no_compiler)
+    assert "C++ compiler" in machine.compile_problem("cpu")
+    one_line = r"^train\.compile: .*C\+\+ compiler.*train\.compile = false$"
+    with pytest.raises(deeprecipes.errors.ConfigError, match=one_line):
+        deeprecipes.run("linear-regression", out=tmp_path / "run", overrides={"train.compile": True}, progress=False)
+    assert not (tmp_path / "run").exists()
+    # off, nothing is asked of the machine
+    deeprecipes.run("linear-regression", out=tmp_path / "off", steps=2, progress=False)

@@ -288,7 +288,7 @@ class TrainConfig:
         "auto (bf16 autocast where the device runs it natively, else fp32), fp32, bf16, or fp16 (CUDA, grad scaler)",
         choices=("auto", "fp32", "bf16", "fp16"),
     )
-    compile: bool = _f(False, "torch.compile the model")
+    compile: bool = _f(False, "torch.compile the model's call and its compute_loss")
     flush_denormal: bool = _f(
         True, "flush denormal floats to zero on a CPU device (saturated sigmoids get slow otherwise)"
     )

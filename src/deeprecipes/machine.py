@@ -387,6 +387,26 @@ def warn_if_downgraded(choice: Precision, where: str = "train.precision") -> Non
         log.warning("warning: %s = %s runs in float32 here: %s", where, choice.requested, choice.reason)
 
 
+def compile_problem(device: Any) -> str | None:
+    """Why ``torch.compile`` cannot run on ``device`` here, or None. On the CPU, inductor builds its kernels with
+    a C++ compiler; without one a compiled run would fail at its first step with a long traceback."""
+    import torch
+
+    if torch.device(device).type != "cpu":
+        return None
+    try:  # torch's own check (a private module: when it moves, torch.compile reports the problem itself)
+        from torch._inductor import cpp_builder
+        from torch._inductor.exc import InvalidCxxCompiler
+    except ImportError:
+        return None
+    try:
+        cpp_builder.get_cpp_compiler()
+    except InvalidCxxCompiler as e:
+        found = str(e).splitlines()[0]
+        return f"torch.compile builds CPU kernels with a C++ compiler, and this machine has none ({found})"
+    return None
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # threads and denormals
 

@@ -19,6 +19,7 @@ runs: the model itself by default; a VAE's decoder, a GAN's generator, one step 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -81,10 +82,28 @@ class Model(nn.Module):
         """Return the scalar loss to minimise and extra scalars to log (without the ``loss`` key)."""
         raise NotImplementedError(f"{type(self).__name__} must define compute_loss or train_step")
 
+    #: ``compute_loss`` compiled by :meth:`compile` (None: eager)
+    _compiled_loss: Callable[[Batch], tuple[torch.Tensor, dict[str, torch.Tensor]]] | None = None
+
+    def compile(self, *args: Any, **kwargs: Any) -> None:
+        """``torch.compile`` what training runs (``train.compile = true``): the module's call, as
+        ``nn.Module.compile`` does, and ``compute_loss``, which the default ``train_step`` calls. Compiling the call
+        alone would leave a model whose loss never calls ``forward`` (a VAE, a CapsNet) uncompiled, since
+        ``torch.compile`` skips torch's own modules at the top level. A model with its own ``train_step`` gets the
+        compiled call only."""
+        super().compile(*args, **kwargs)
+        self._compiled_loss = torch.compile(self.compute_loss, *args, **kwargs)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a copy compiles afresh, as nn.Module's does: a compiled function would still call the original's loss
+        state = super().__getstate__()
+        state.pop("_compiled_loss", None)
+        return state
+
     def train_step(self, batch: Batch, engine: Engine) -> dict[str, torch.Tensor]:
         """One optimisation step; returns scalars to log (tensors, not synced)."""
         with engine.autocast():
-            loss, logs = self.compute_loss(batch)
+            loss, logs = (self._compiled_loss or self.compute_loss)(batch)
         engine.step(loss)
         return {"loss": loss.detach(), **logs}
 

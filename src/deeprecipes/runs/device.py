@@ -19,7 +19,7 @@ import torch
 
 from .. import __version__, machine
 from ..config import RecipeConfig
-from ..errors import DeepRecipesError
+from ..errors import ConfigError, DeepRecipesError
 from ..training.strategy import Single, Strategy
 
 __all__ = ["RunMachine", "resolve_device", "on_machine", "device_info", "versions"]
@@ -95,6 +95,8 @@ class RunMachine:
         train = machine.resolve_precision(cfg.train.precision, device)
         p = cfg.pretrain
         pre = machine.resolve_precision(p.precision, device) if (p.epochs or p.layers) else None
+        if cfg.train.compile and (problem := machine.compile_problem(device)):
+            raise ConfigError(f"train.compile: {problem}; install g++ or clang++, or set train.compile = false")
         return cls(device, train, pre)
 
     def log(self, cfg: RecipeConfig, run_dir: Path | None) -> None:
