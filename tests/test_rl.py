@@ -278,3 +278,13 @@ def test_policy_gradient_agents_resume_to_identical_weights(recipe, tmp_path, mo
         a = load_checkpoint(tmp_path / "whole" / "checkpoints", which)[0]
         b = load_checkpoint(tmp_path / "cut" / "checkpoints", which)[0]
         assert all(torch.equal(a[k], b[k]) for k in a), which
+
+
+def test_train_compile_compiles_the_agents_network(tmp_path):
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    over = {**DQN_SMALL, "train.compile": True, "train.max_steps": 120, "env.eval_episodes": 1, "env.gif": False}
+    deeprecipes.run("dqn-cartpole", out=tmp_path, overrides=over, progress=False)
+    assert torch._dynamo.utils.counters["frames"]["ok"] >= 1

@@ -59,6 +59,8 @@ def build_env_parts(cfg: RecipeConfig, run_dir: Path | None, mach: RunMachine, p
     source = EnvSource(cfg.env, cfg.train.seed) if n == 1 else VectorEnvSource(cfg.env, cfg.train.seed, n)
     model, args = network_for(cfg, agent, source)
     model.to(mach.device)
+    if cfg.train.compile:
+        model.compile()
     engine = make_engine(
         model,
         plan=cfg.optimizer_plan(),
