@@ -2,6 +2,7 @@
 agents end to end, exact resume after a crash and after kill -9, and the ``envs`` and ``play`` commands."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -288,3 +289,10 @@ def test_train_compile_compiles_the_agents_network(tmp_path):
     over = {**DQN_SMALL, "train.compile": True, "train.max_steps": 120, "env.eval_episodes": 1, "env.gif": False}
     deeprecipes.run("dqn-cartpole", out=tmp_path, overrides=over, progress=False)
     assert torch._dynamo.utils.counters["frames"]["ok"] >= 1
+
+
+@pytest.mark.parametrize("key, value", [("train.epochs", 3), ("train.batch_size", 7), ("train.eval_on", ["val"])])
+def test_train_settings_a_reinforcement_learning_run_would_ignore_are_refused(tmp_path, key, value):
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)} = .*does not use it.*train\.max_steps"):
+        deeprecipes.run("dqn-cartpole", out=tmp_path / "run", overrides={key: value}, progress=False)
+    assert not (tmp_path / "run").exists()

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..config import RecipeConfig
+from ..config import RecipeConfig, TrainConfig
 from ..errors import ConfigError
 from ..registry import AGENTS, MODELS, create_model
 from ..rl.envs import EnvSource, check_env_id, make_env
@@ -98,6 +99,30 @@ def env_record(parts: RunParts) -> dict[str, Any]:
     return {"name": cfg.model.name, "args": dict(bound.arguments), "input": spec, "data": {}}
 
 
+#: the ``[train]`` settings a reinforcement-learning run uses; the others (epochs, batch_size, eval_on, ...) belong to
+#: training on a dataset, and setting one is refused rather than ignored
+ENV_TRAIN_KEYS = frozenset(
+    {"max_steps", "seed", "device", "threads", "precision", "compile", "flush_denormal", "log_every"}
+    | {"checkpoint_every", "grad_clip"}
+)
+
+
+def check_train_keys(cfg: RecipeConfig) -> None:
+    """One line for a ``[train]`` setting changed from its default that a reinforcement-learning run would ignore."""
+    defaults = TrainConfig()
+    unused = [
+        f.name
+        for f in fields(TrainConfig)
+        if f.name not in ENV_TRAIN_KEYS and getattr(cfg.train, f.name) != getattr(defaults, f.name)
+    ]
+    if unused:
+        raise ConfigError(
+            f"train.{unused[0]} = {getattr(cfg.train, unused[0])!r}: a reinforcement-learning run does not use it "
+            f"(it trains for train.max_steps environment steps, with the agent's own batch size and evaluation in "
+            f"[agent] and [env]); it uses train.{', train.'.join(sorted(ENV_TRAIN_KEYS))}"
+        )
+
+
 @register_phase("rl", order=20)
 class EnvironmentPhase(Phase):
     """Train the agent for ``train.max_steps`` environment steps, then evaluate it and record a GIF; resumes from
@@ -109,6 +134,7 @@ class EnvironmentPhase(Phase):
 
     def check(self, cfg: RecipeConfig, model: Any) -> None:
         check_env_id(cfg.env.id)
+        check_train_keys(cfg)
         if not cfg.train.max_steps and not cfg.env.episodes:
             raise ConfigError("a recipe with [env] sets train.max_steps (environment steps) or env.episodes")
         if cfg.env.num_envs > 1:
