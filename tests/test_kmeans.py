@@ -3,6 +3,8 @@ estimator check suite, the k > n message, and short end-to-end runs of kmeans-ir
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -185,3 +187,10 @@ def test_kmeans_mnist_recipe_end_to_end(tmp_path):
     assert m["test_distance"] < 0.3
     assert m["test_accuracy"] > 0.6 and m["test_ari"] > 0.2
     assert "figures/centroids.png" in result.summary["figures"]
+
+
+@pytest.mark.parametrize("key, value", [("optimizer.lr", 0.5), ("optimizer.name", "adam"), ("schedule.name", "cosine")])
+def test_optimizer_settings_for_a_model_without_an_optimizer_are_refused(tmp_path, key, value):
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)} = .*'kmeans' learns without gradient steps"):
+        deeprecipes.run("kmeans-iris", out=tmp_path / "run", overrides={key: value}, progress=False)
+    assert not (tmp_path / "run").exists()

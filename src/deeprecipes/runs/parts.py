@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import RecipeConfig
+from ..config import OptimizerConfig, RecipeConfig, ScheduleConfig
 from ..errors import ConfigError
 from ..data import Batches
 from ..registry import DATASETS, create_dataset, create_model
@@ -31,7 +31,7 @@ from ..training.callbacks import (
     WallClock,
 )
 from ..training.engine import Engine
-from ..training.setup import make_engine
+from ..training.setup import declared_optimizers, make_engine
 from ..training.strategy import Single, Strategy
 from .device import RunMachine
 
@@ -110,6 +110,20 @@ def eval_sources(cfg: RecipeConfig, data: Any, device: torch.device) -> dict[str
     }
 
 
+def check_no_optimizer(cfg: RecipeConfig, model: Any) -> None:
+    """One line when the recipe sets ``[optimizer]`` or ``[schedule]`` for a model that learns without gradient steps
+    (k-means, SOM, PCA), whose settings would otherwise be ignored."""
+    if declared_optimizers(model) or cfg.optimizers:  # named sections are matched against the model's own
+        return
+    for section, value, default in (("optimizer", cfg.optimizer, OptimizerConfig()), ("schedule", cfg.schedule, ScheduleConfig())):
+        changed = [k for k, v in vars(value).items() if v != getattr(default, k)]
+        if changed:
+            raise ConfigError(
+                f"{section}.{changed[0]} = {getattr(value, changed[0])!r}: model '{cfg.model.name}' learns without "
+                f"gradient steps and has no optimizer, so [{section}] would be ignored; remove it"
+            )
+
+
 def _callbacks(
     cfg: RecipeConfig, run_dir: Path | None, sample: Any, steps: int, progress: bool | None, extra: Sequence[Callback]
 ) -> list[Callback]:
@@ -152,6 +166,7 @@ def build_parts(
     t = cfg.train
     strategy = strategy or Single()
     data, model = load_data(cfg, data_dir, mach.device)
+    check_no_optimizer(cfg, model)
     train = data.train.subset(t.train_subset).to(mach.device)
     model.check_data(train.x)
     if t.sample_every and not callable(getattr(model, "sample_images", None)):
