@@ -1,11 +1,13 @@
 """The training engine: optimizers, schedules, penalties, clipping, early stopping, NaN stops, evaluation."""
 
+import logging
 import math
 
 import pytest
 import torch
 from torch import nn
 
+import deeprecipes
 from deeprecipes.data import Batches
 from deeprecipes.errors import TrainingError
 from deeprecipes.models.base import Classifier, Model
@@ -242,3 +244,14 @@ def test_compile_covers_a_loss_that_never_calls_forward():
     assert torch.allclose(compiled.head.weight, eager.head.weight, atol=1e-5)
     # a copy compiles afresh (as nn.Module's does): a kept compiled loss would train the original's weights
     assert copy.deepcopy(compiled)._compiled_loss is None and eager._compiled_loss is None
+
+
+def test_a_monitor_the_run_never_logs_gets_a_warning(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="deeprecipes"):
+        deeprecipes.run("linear-regression", out=tmp_path / "a", steps=2, progress=False)
+        assert "train.monitor" not in caplog.text  # the recipe's own monitor, or none: no warning
+        deeprecipes.run(
+            "linear-regression", out=tmp_path / "b", steps=2, progress=False, overrides={"train.monitor": "val_msee"}
+        )
+    assert "train.monitor = 'val_msee' is not among this run's metrics (" in caplog.text
+    assert caplog.text.count("train.monitor") == 1

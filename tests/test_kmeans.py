@@ -189,7 +189,9 @@ def test_kmeans_mnist_recipe_end_to_end(tmp_path):
     assert "figures/centroids.png" in result.summary["figures"]
 
 
-@pytest.mark.parametrize("key, value", [("optimizer.lr", 0.5), ("optimizer.name", "adam"), ("schedule.name", "cosine")])
+@pytest.mark.parametrize(
+    "key, value", [("optimizer.lr", 0.5), ("optimizer.name", "adam"), ("schedule.name", "cosine"), ("train.l2", 0.1)]
+)
 def test_optimizer_settings_for_a_model_without_an_optimizer_are_refused(tmp_path, key, value):
     with pytest.raises(ConfigError, match=rf"^{re.escape(key)} = .*'kmeans' learns without gradient steps"):
         deeprecipes.run("kmeans-iris", out=tmp_path / "run", overrides={key: value}, progress=False)

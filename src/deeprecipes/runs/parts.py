@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import OptimizerConfig, RecipeConfig, ScheduleConfig
+from ..config import OptimizerConfig, RecipeConfig, ScheduleConfig, TrainConfig
 from ..errors import ConfigError
 from ..data import Batches
 from ..registry import DATASETS, create_dataset, create_model
@@ -24,6 +24,7 @@ from ..training.callbacks import (
     Callback,
     Checkpointer,
     EarlyStopping,
+    MonitorCheck,
     MetricsLog,
     ProgressLogger,
     SampleGrids,
@@ -111,17 +112,21 @@ def eval_sources(cfg: RecipeConfig, data: Any, device: torch.device) -> dict[str
 
 
 def check_no_optimizer(cfg: RecipeConfig, model: Any) -> None:
-    """One line when the recipe sets ``[optimizer]`` or ``[schedule]`` for a model that learns without gradient steps
-    (k-means, SOM, PCA), whose settings would otherwise be ignored."""
+    """One line when the recipe sets ``[optimizer]``, ``[schedule]`` or a gradient setting (``train.grad_clip``,
+    ``l1``, ``l2``) for a model that learns without gradient steps (k-means, SOM, PCA), which would ignore it."""
     if declared_optimizers(model) or cfg.optimizers:  # named sections are matched against the model's own
         return
-    for section, value, default in (("optimizer", cfg.optimizer, OptimizerConfig()), ("schedule", cfg.schedule, ScheduleConfig())):
-        changed = [k for k, v in vars(value).items() if v != getattr(default, k)]
-        if changed:
-            raise ConfigError(
-                f"{section}.{changed[0]} = {getattr(value, changed[0])!r}: model '{cfg.model.name}' learns without "
-                f"gradient steps and has no optimizer, so [{section}] would be ignored; remove it"
-            )
+    sections = {"optimizer": (cfg.optimizer, OptimizerConfig()), "schedule": (cfg.schedule, ScheduleConfig())}
+    changed = [f"{name}.{k}" for name, (value, default) in sections.items() for k in vars(value)
+               if getattr(value, k) != getattr(default, k)]
+    defaults = TrainConfig()
+    changed += [f"train.{k}" for k in ("grad_clip", "l1", "l2") if getattr(cfg.train, k) != getattr(defaults, k)]
+    if changed:
+        section, key = changed[0].split(".")
+        raise ConfigError(
+            f"{changed[0]} = {getattr(getattr(cfg, section), key)!r}: model '{cfg.model.name}' learns without "
+            f"gradient steps and has no optimizer, so the setting would be ignored; remove it"
+        )
 
 
 def _callbacks(
@@ -131,6 +136,8 @@ def _callbacks(
     t = cfg.train
     monitor, mode = cfg.monitor
     out: list[Callback] = [ProgressLogger(t.epochs, steps, t.max_steps, live=progress), *extra]
+    if t.monitor and (t.early_stopping or (run_dir is not None and t.keep_best)):
+        out.append(MonitorCheck(monitor))
     if t.early_stopping:
         out.append(EarlyStopping(monitor, mode, t.early_stopping))
     if run_dir is not None:

@@ -31,6 +31,7 @@ __all__ = [
     "Callback",
     "CollapseGuard",
     "EarlyStopping",
+    "MonitorCheck",
     "ProgressLogger",
     "MetricsLog",
     "TensorBoardLogger",
@@ -100,6 +101,27 @@ class EarlyStopping(Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best, self.wait = state.get("best"), state.get("wait", 0)
+
+
+class MonitorCheck(Callback):
+    """One warning line when the metric a recipe names in ``train.monitor`` is not among the first epoch's logs (a
+    typo, or ``eval_on`` no longer evaluating its split): early stopping and the best checkpoint would watch nothing."""
+
+    def __init__(self, monitor: str, setting: str = "train.monitor") -> None:
+        self.monitor, self.setting, self.checked = monitor, setting, False
+
+    def on_epoch_end(self, engine: Engine, logs: dict[str, Any]) -> None:
+        if self.checked:
+            return
+        self.checked = True
+        if self.monitor not in logs:
+            log.warning(
+                "warning: %s = %r is not among this run's metrics (%s): early stopping and the best checkpoint "
+                "watch nothing",
+                self.setting,
+                self.monitor,
+                ", ".join(sorted(logs)),
+            )
 
 
 def _fmt(v: Any) -> str:
