@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import logging
+import math
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,8 +38,8 @@ from ..recipes import check_builders, load_recipe
 from ..registry import create_model
 from ..training.checkpoint import atomic_write_text
 from ..training.engine import Engine
-from ..viz import save_tiles
 from ..training.strategy import Single, Strategy, current_strategy
+from ..viz import save_tiles
 from . import environment, report
 from .device import RunMachine, on_machine
 from .parts import RunParts, build_parts, eval_sources, load_data, seed_everything
@@ -268,7 +268,9 @@ def _execute_env(
         parts.results[phase.name] = phase.run(parts, resume=resume)
     summary = environment.write_env_summary(parts, applied)
     history = parts.results["rl"]["history"]
-    return RunResult(run_dir=run_dir, config=cfg, metrics=summary["metrics"], history=history, summary=summary, model=parts.model)
+    return RunResult(
+        run_dir=run_dir, config=cfg, metrics=summary["metrics"], history=history, summary=summary, model=parts.model
+    )
 
 
 def _check_ranks_agree(parts: RunParts) -> dict[str, Any]:
@@ -544,7 +546,9 @@ def evaluate(
         loaded, data = load_run_and_data(run_dir, which, data_dir, mach.device)
         missing = [name for name in splits if name not in data.splits()]
         if missing:
-            raise ConfigError(f"{run_dir}: no split {missing} in dataset '{cfg.data.name}'; it has {list(data.splits())}")
+            raise ConfigError(
+                f"{run_dir}: no split {missing} in dataset '{cfg.data.name}'; it has {list(data.splits())}"
+            )
         log.info("evaluating %s", loaded.checkpoint)  # the checkpoint used (a damaged latest was warned about)
         engine = Engine(loaded.model, precision=mach.precision)  # evaluation in the run's precision
         out: dict[str, float] = {}

@@ -102,8 +102,7 @@ def env_record(parts: RunParts) -> dict[str, Any]:
 #: the ``[train]`` settings a reinforcement-learning run uses; the others (epochs, batch_size, eval_on, ...) belong to
 #: training on a dataset, and setting one is refused rather than ignored
 ENV_TRAIN_KEYS = frozenset(
-    {"max_steps", "seed", "device", "threads", "precision", "compile", "flush_denormal", "log_every"}
-    | {"checkpoint_every", "grad_clip"}
+    "max_steps seed device threads precision compile flush_denormal log_every checkpoint_every grad_clip".split()
 )
 
 
@@ -162,8 +161,14 @@ class EnvironmentPhase(Phase):
             loop.target = cfg.target.value
         restored = loop.restore() if resume else None
         if restored is not None:
-            parts.resumed_from = {"checkpoint": f"checkpoints/{restored.name}", "step": parts.env.steps, "passed_over": None}
-            log.info("resuming %s at episode %d (environment step %d)", parts.run_dir, parts.env.episodes, parts.env.steps)
+            parts.resumed_from = {
+                "checkpoint": f"checkpoints/{restored.name}",
+                "step": parts.env.steps,
+                "passed_over": None,
+            }
+            log.info(
+                "resuming %s at episode %d (environment step %d)", parts.run_dir, parts.env.episodes, parts.env.steps
+            )
         else:
             agent.prepare(make_env(cfg.env))
         history = loop.run()
@@ -222,7 +227,12 @@ def write_env_summary(parts: RunParts, applied: Any) -> dict[str, Any]:
         "agent": result["agent"],
         "phases": list(parts.results),
         "resumed_from": parts.resumed_from,
-        "env": {"id": cfg.env.id, "wrappers": cfg.env.wrappers, "steps": parts.env.steps, "episodes": parts.env.episodes},
+        "env": {
+            "id": cfg.env.id,
+            "wrappers": cfg.env.wrappers,
+            "steps": parts.env.steps,
+            "episodes": parts.env.episodes,
+        },
         "steps": parts.env.steps,  # what train.max_steps counts here: environment steps, not gradient updates
         "seed": cfg.train.seed,
         "wall_time_s": round(parts.clock.elapsed(), 2),
@@ -266,7 +276,9 @@ def play(
         env = make_env(cfg.env)
         agent = AGENTS.create(cfg.agent.name, **cfg.agent.args)
         engine = make_engine(loaded.model, plan=cfg.optimizer_plan(), model_name=f"model '{cfg.model.name}'")
-        agent.bind(loaded.model, engine, env.observation_space, env.action_space, cfg.train.seed if seed is None else seed)
+        agent.bind(
+            loaded.model, engine, env.observation_space, env.action_space, cfg.train.seed if seed is None else seed
+        )
         env.close()
         out = None if gif is None else run_path(gif, "gif")
         s = cfg.train.seed if seed is None else seed

@@ -17,15 +17,15 @@ import numpy as np
 import torch
 
 from ..config import OptimizerConfig, RecipeConfig, ScheduleConfig, TrainConfig
-from ..errors import ConfigError
 from ..data import Batches
+from ..errors import ConfigError
 from ..registry import DATASETS, create_dataset, create_model
 from ..training.callbacks import (
     Callback,
     Checkpointer,
     EarlyStopping,
-    MonitorCheck,
     MetricsLog,
+    MonitorCheck,
     ProgressLogger,
     SampleGrids,
     TensorBoardLogger,
@@ -117,8 +117,12 @@ def check_no_optimizer(cfg: RecipeConfig, model: Any) -> None:
     if declared_optimizers(model) or cfg.optimizers:  # named sections are matched against the model's own
         return
     sections = {"optimizer": (cfg.optimizer, OptimizerConfig()), "schedule": (cfg.schedule, ScheduleConfig())}
-    changed = [f"{name}.{k}" for name, (value, default) in sections.items() for k in vars(value)
-               if getattr(value, k) != getattr(default, k)]
+    changed = [
+        f"{name}.{k}"
+        for name, (value, default) in sections.items()
+        for k in vars(value)
+        if getattr(value, k) != getattr(default, k)
+    ]
     defaults = TrainConfig()
     changed += [f"train.{k}" for k in ("grad_clip", "l1", "l2") if getattr(cfg.train, k) != getattr(defaults, k)]
     if changed:
