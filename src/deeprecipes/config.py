@@ -39,6 +39,7 @@ __all__ = [
     "parse_override",
     "apply_overrides",
     "bind_arguments",
+    "changed_settings",
 ]
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -403,6 +404,12 @@ class RecipeConfig:
             else:
                 mode = "max" if "acc" in metric else "min"
         return metric, mode
+
+
+def changed_settings(section: Any) -> list[str]:
+    """The fields of a config section (``cfg.train``, ``cfg.optimizer``, ...) set to other than their defaults."""
+    default = type(section)()
+    return [f.name for f in dataclasses.fields(section) if getattr(section, f.name) != getattr(default, f.name)]
 
 
 def _section_dict(section: Any) -> dict[str, Any]:

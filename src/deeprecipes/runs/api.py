@@ -215,7 +215,7 @@ def execute(
             stack.enter_context(lock_run_dir(run_dir))
             if rewrite_config:
                 atomic_write_text(run_dir / "config.json", cfg.to_json())
-        mach, applied = stack.enter_context(on_machine(cfg, run_dir, strategy))
+        mach, applied = stack.enter_context(on_machine(cfg, run_dir, strategy, training=True))
         return _execute_on(cfg, run_dir, mach, applied, resume, data_dir, progress, callbacks, strategy, started)
 
 
@@ -357,12 +357,12 @@ def run(
         ),
     )
     if check:
-        RunMachine.resolve(cfg)  # the device exists here, the precisions resolve
+        RunMachine.resolve(cfg, training=True)  # the device exists here, the precisions resolve
         model = create_model(cfg.model.name, **cfg.model.args)  # builds without data: model-level errors too
         for phase in phases_for(cfg):
             phase.check(cfg, model)
         return cfg
-    RunMachine.resolve(cfg)  # a device this machine lacks fails here, before any file is written
+    RunMachine.resolve(cfg, training=True)  # a device this machine lacks fails here, before any file is written
     return _start(cfg, out, _data_dir(data_dir), progress, callbacks)
 
 

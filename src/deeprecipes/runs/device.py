@@ -90,12 +90,14 @@ class RunMachine:
     pretrain_precision: machine.Precision | None = None
 
     @classmethod
-    def resolve(cls, cfg: RecipeConfig) -> RunMachine:
+    def resolve(cls, cfg: RecipeConfig, *, training: bool = False) -> RunMachine:
+        """Device and precisions for ``cfg``; for a run that will train (``training``), also whether
+        ``train.compile`` can work here (evaluating, drawing or playing a compiled run compiles nothing)."""
         device = resolve_device(cfg.train.device)
         train = machine.resolve_precision(cfg.train.precision, device)
         p = cfg.pretrain
         pre = machine.resolve_precision(p.precision, device) if (p.epochs or p.layers) else None
-        if cfg.train.compile and (problem := machine.compile_problem(device)):
+        if training and cfg.train.compile and (problem := machine.compile_problem(device)):
             raise ConfigError(f"train.compile: {problem}; install g++ or clang++, or set train.compile = false")
         return cls(device, train, pre)
 
@@ -120,12 +122,12 @@ class RunMachine:
 
 @contextlib.contextmanager
 def on_machine(
-    cfg: RecipeConfig, run_dir: Path | None, strategy: Strategy | None = None
+    cfg: RecipeConfig, run_dir: Path | None, strategy: Strategy | None = None, *, training: bool = False
 ) -> Iterator[tuple[RunMachine, dict[str, Any]]]:
     """Resolve device and precision, log the run's first line (on rank 0), and hold the run's threads and denormal
     flushing (restored afterwards). A data-parallel rank trains on its own GPU (``strategy.device``)."""
     strategy = strategy or Single()
-    mach = RunMachine.resolve(cfg)
+    mach = RunMachine.resolve(cfg, training=training)
     mach.device = strategy.device(mach.device)
     with machine.machine_settings(cfg.train.threads, cfg.train.flush_denormal, mach.device) as applied:
         if strategy.is_main:

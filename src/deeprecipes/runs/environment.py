@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..config import RecipeConfig, TrainConfig
+from ..config import RecipeConfig, changed_settings
 from ..errors import ConfigError
 from ..registry import AGENTS, MODELS, create_model
 from ..rl.envs import EnvSource, check_env_id, make_env
@@ -108,12 +107,7 @@ ENV_TRAIN_KEYS = frozenset(
 
 def check_train_keys(cfg: RecipeConfig) -> None:
     """One line for a ``[train]`` setting changed from its default that a reinforcement-learning run would ignore."""
-    defaults = TrainConfig()
-    unused = [
-        f.name
-        for f in fields(TrainConfig)
-        if f.name not in ENV_TRAIN_KEYS and getattr(cfg.train, f.name) != getattr(defaults, f.name)
-    ]
+    unused = [k for k in changed_settings(cfg.train) if k not in ENV_TRAIN_KEYS]
     if unused:
         raise ConfigError(
             f"train.{unused[0]} = {getattr(cfg.train, unused[0])!r}: a reinforcement-learning run does not use it "

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import OptimizerConfig, RecipeConfig, ScheduleConfig, TrainConfig
+from ..config import RecipeConfig, changed_settings
 from ..data import Batches
 from ..errors import ConfigError
 from ..registry import DATASETS, create_dataset, create_model
@@ -116,15 +116,8 @@ def check_no_optimizer(cfg: RecipeConfig, model: Any) -> None:
     ``l1``, ``l2``) for a model that learns without gradient steps (k-means, SOM, PCA), which would ignore it."""
     if declared_optimizers(model) or cfg.optimizers:  # named sections are matched against the model's own
         return
-    sections = {"optimizer": (cfg.optimizer, OptimizerConfig()), "schedule": (cfg.schedule, ScheduleConfig())}
-    changed = [
-        f"{name}.{k}"
-        for name, (value, default) in sections.items()
-        for k in vars(value)
-        if getattr(value, k) != getattr(default, k)
-    ]
-    defaults = TrainConfig()
-    changed += [f"train.{k}" for k in ("grad_clip", "l1", "l2") if getattr(cfg.train, k) != getattr(defaults, k)]
+    changed = [f"{s}.{k}" for s in ("optimizer", "schedule") for k in changed_settings(getattr(cfg, s))]
+    changed += [f"train.{k}" for k in changed_settings(cfg.train) if k in ("grad_clip", "l1", "l2")]
     if changed:
         section, key = changed[0].split(".")
         raise ConfigError(

@@ -107,8 +107,8 @@ class MonitorCheck(Callback):
     """One warning line when the metric a recipe names in ``train.monitor`` is not among the first epoch's logs (a
     typo, or ``eval_on`` no longer evaluating its split): early stopping and the best checkpoint would watch nothing."""
 
-    def __init__(self, monitor: str, setting: str = "train.monitor") -> None:
-        self.monitor, self.setting, self.checked = monitor, setting, False
+    def __init__(self, monitor: str) -> None:
+        self.monitor, self.checked = monitor, False
 
     def on_epoch_end(self, engine: Engine, logs: dict[str, Any]) -> None:
         if self.checked:
@@ -116,9 +116,8 @@ class MonitorCheck(Callback):
         self.checked = True
         if self.monitor not in logs:
             log.warning(
-                "warning: %s = %r is not among this run's metrics (%s): early stopping and the best checkpoint "
-                "watch nothing",
-                self.setting,
+                "warning: train.monitor = %r is not among this run's metrics (%s): early stopping and the best "
+                "checkpoint watch nothing",
                 self.monitor,
                 ", ".join(sorted(logs)),
             )
