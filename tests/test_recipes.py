@@ -70,7 +70,7 @@ MORE_STEPS = {
     "char-rnn-shakespeare-cookbook": {"train.max_steps": 80, "model.hidden_size": 128, "data.source": "shipped"},
     # random prototypes already sit near the 24 colours: the error halves only over the whole schedule
     "som-colors": {"train.epochs": 400, "train.max_steps": 0},
-    "vae-mnist-iwae": {"model.iw_samples": 10},  # k = 5000 over 10,000 test images is minutes
+    **{name: {"model.iw_samples": 10} for name in ("vae-mnist-iwae", "vae-mnist-iwae-swa")},  # k = 5000: minutes
 }
 LOSS = {
     "tied-denoising-autoencoder": "test_cost",

@@ -55,6 +55,12 @@ class Crash(Callback):
         ("lstm-mnist", LSTM_SMALL, 23),  # Adam state, reshuffled batches, a checkpoint inside the epoch
         # two optimizers, each with its Adam state (d with its cosine schedule), noise from the global RNG
         ("gan-gaussian-toy", {"train.train_subset": 1280, "train.epochs": 3, "train.checkpoint_every": 9}, 31),
+        # weight averaging over epochs 3 and 4 (of 20 steps each), cut inside epoch 4
+        (
+            "gan-gaussian-toy",
+            {"train.train_subset": 1280, "train.epochs": 4, "train.checkpoint_every": 9, "train.average_tail": 0.5},
+            71,
+        ),
     ],
 )
 def test_interrupted_run_resumes_to_identical_weights(tmp_path, monkeypatch, recipe, overrides, crash_at):

@@ -117,6 +117,9 @@ def _add_saved_run(sub: Any) -> None:
     s.add_argument("--best", action="store_true", help="use the best checkpoint instead of the latest")
     s.add_argument("--split", action="append", default=[], help="split to evaluate (repeatable; default: the run's)")
     s.add_argument("--scores", action="store_true", help="also the end-of-run scores (FID, test_nll, baselines, ...)")
+    s.add_argument(
+        "--live", action="store_true", help="a run that averages its weights (train.average_tail): the live weights"
+    )
     s.add_argument("--data-dir")
 
     s = sub.add_parser("figures", help="draw a saved run's pictures (reconstructions, filters, curves, 2-D codes)")
@@ -450,16 +453,21 @@ def _dispatch(args: argparse.Namespace) -> None:
     elif args.command in ("envs", "play"):
         _cmd_rl(args)
     elif args.command == "eval":
-        from .runs.api import evaluate
+        _cmd_eval(args)
 
-        metrics = evaluate(
-            args.run_dir,
-            which="best" if args.best else "latest",
-            data_dir=args.data_dir,
-            splits=args.split,
-            scores=args.scores,
-        )
-        print(json.dumps(metrics.record(), indent=2))
+
+def _cmd_eval(args: argparse.Namespace) -> None:
+    from .runs.api import evaluate
+
+    metrics = evaluate(
+        args.run_dir,
+        which="best" if args.best else "latest",
+        data_dir=args.data_dir,
+        splits=args.split,
+        scores=args.scores,
+        average=not args.live,
+    )
+    print(json.dumps(metrics.record(), indent=2))
 
 
 def _without_nproc(argv: Sequence[str]) -> list[str]:

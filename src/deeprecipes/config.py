@@ -281,6 +281,13 @@ class TrainConfig:
     monitor_mode: str = _f("auto", "min or max for `monitor` (auto: the target's mode)", choices=("auto", "min", "max"))
     checkpoint_every: int = _f(0, "also checkpoint every N steps inside an epoch (0 = once per epoch)", min=0)
     keep_best: bool = _f(True, "keep a copy of the best checkpoint by `monitor`")
+    average_tail: float = _f(
+        0.0,
+        "average the weights at the end of each of the last fraction of the epochs (stochastic weight averaging); "
+        "the run's model is that mean (0 = off)",
+        min=0.0,
+        max=1.0,
+    )
     seed: int = _f(0, "random seed", min=0, max=2**32 - 1)
     device: str = _f("auto", "auto, cpu, cuda, cuda:N or mps")
     threads: int = _f(0, "CPU threads for torch (0 = $OMP_NUM_THREADS, else the cores this process may use)", min=0)

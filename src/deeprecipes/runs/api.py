@@ -36,6 +36,7 @@ from ..fileio import read_json
 from ..models.language import RNNLanguageModel
 from ..recipes import check_builders, load_recipe
 from ..registry import create_model
+from ..training.averaging import first_averaged_epoch
 from ..training.checkpoint import atomic_write_text
 from ..training.engine import Engine
 from ..training.strategy import Single, Strategy, current_strategy
@@ -450,6 +451,14 @@ def longer_run(cfg: RecipeConfig, run_dir: Path, epochs: int) -> RecipeConfig:
             f"{where}: the cosine schedule of optimizer {', '.join(cosine)} is fitted to the run's "
             f"{cfg.train.epochs} epochs, so a longer run would change the rates it has trained with"
         )
+    tail = cfg.train.average_tail
+    old, new = (first_averaged_epoch(n, tail) for n in (cfg.train.epochs, epochs))
+    if tail and old != new <= cfg.train.epochs:
+        raise ConfigError(
+            f"{where}: train.average_tail = {tail:g} averages the weights from epoch {new} of {epochs}, which this run "
+            f"may have passed while averaging from epoch {old} of {cfg.train.epochs}; make it at least "
+            f"{math.ceil(round(cfg.train.epochs / (1 - tail), 6))} epochs long, or start a new run"
+        )
     summary = read_json(run_dir / "summary.json", "run summary") if (run_dir / "summary.json").exists() else {}
     reason = summary.get("stop_reason") if isinstance(summary, dict) else None
     if reason:
@@ -474,11 +483,11 @@ def _data_dir(data_dir: str | Path | None) -> str | None:
 
 
 def load_run_and_data(
-    run_dir: str | Path, which: str, data_dir: str | Path | None, device: torch.device
+    run_dir: str | Path, which: str, data_dir: str | Path | None, device: torch.device, average: bool = True
 ) -> tuple[Any, Any]:
     """A saved run's model (through :func:`load_run`) and its data, prepared as the run prepared them; a
     ``data_dir`` that is not a folder is one line (as ``--data-dir`` everywhere)."""
-    loaded = load_run(run_dir, which=which, device=str(device))
+    loaded = load_run(run_dir, which=which, device=str(device), average=average)
     data, _ = load_data(loaded.config, _data_dir(data_dir), device)
     seed_everything(loaded.config.train.seed)
     return loaded, data
@@ -509,16 +518,20 @@ class Evaluation(dict):
     """Metrics by name (``test_accuracy``...), and which checkpoint gave them: ``checkpoint`` (its folder) and
     ``passed_over`` (the damaged checkpoint the index named, when an older one had to be used; else None)."""
 
-    def __init__(self, metrics: Mapping[str, float], checkpoint: Path | None, passed_over: str | None) -> None:
+    def __init__(
+        self, metrics: Mapping[str, float], checkpoint: Path | None, passed_over: str | None, averaged: int = 0
+    ) -> None:
         super().__init__(metrics)
         self.checkpoint = checkpoint
         self.passed_over = passed_over
+        self.averaged = averaged
 
     def record(self) -> dict[str, Any]:
-        """What ``deeprecipes eval`` prints: the checkpoint used, the one passed over (or null), the metrics."""
+        """What ``deeprecipes eval`` prints: the checkpoint used, the one passed over (or null), how many epochs'
+        weights the model is the mean of (0: the checkpoint's own), the metrics."""
         where = None if self.checkpoint is None else f"{self.checkpoint.parent.name}/{self.checkpoint.name}"
         skipped = None if self.passed_over is None else f"checkpoints/{self.passed_over} (damaged)"
-        return {"checkpoint": where, "passed_over": skipped, "metrics": dict(self)}
+        return {"checkpoint": where, "passed_over": skipped, "averaged_epochs": self.averaged, "metrics": dict(self)}
 
 
 def evaluate(
@@ -528,11 +541,13 @@ def evaluate(
     data_dir: str | Path | None = None,
     splits: Sequence[str] = (),
     scores: bool = False,
+    average: bool = True,
 ) -> Evaluation:
     """A saved run's model (through :func:`load_run`) evaluated on the full evaluation splits (default: the run's
     own ``train.eval_on``). With ``scores``, also the scores a run ends with (the model's ``reference_metrics``: a
     GAN's FID, a VAE's importance-weighted ``test_nll``, baselines). The result is a dict of metrics that also says
-    which checkpoint it evaluated."""
+    which checkpoint it evaluated. ``average=False`` evaluates the live weights of a run that averages them
+    (``train.average_tail``), as :func:`load_run`."""
     run_dir = run_path(run_dir)
     splits = [splits] if isinstance(splits, str) else splits
     if not isinstance(splits, Sequence) or not all(isinstance(name, str) and name for name in splits):
@@ -543,7 +558,7 @@ def evaluate(
     if splits:
         cfg.train.eval_on = list(splits)
     with on_machine(cfg, None) as (mach, _):
-        loaded, data = load_run_and_data(run_dir, which, data_dir, mach.device)
+        loaded, data = load_run_and_data(run_dir, which, data_dir, mach.device, average)
         missing = [name for name in splits if name not in data.splits()]
         if missing:
             raise ConfigError(
@@ -556,7 +571,7 @@ def evaluate(
             out.update({f"{name}_{k}": v for k, v in engine.evaluate(batches).items()})
         if scores:
             out.update(loaded.model.reference_metrics(data))
-        return Evaluation(out, loaded.checkpoint, loaded.passed_over)
+        return Evaluation(out, loaded.checkpoint, loaded.passed_over, loaded.averaged)
 
 
 def sample(

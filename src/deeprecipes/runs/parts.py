@@ -20,6 +20,7 @@ from ..config import RecipeConfig, changed_settings
 from ..data import Batches
 from ..errors import ConfigError
 from ..registry import DATASETS, create_dataset, create_model
+from ..training.averaging import WeightAverage, first_averaged_epoch
 from ..training.callbacks import (
     Callback,
     Checkpointer,
@@ -137,6 +138,8 @@ def _callbacks(
         out.append(MonitorCheck(monitor))
     if t.early_stopping:
         out.append(EarlyStopping(monitor, mode, t.early_stopping))
+    if t.average_tail:  # before the writers: the checkpoint stores the mean with the live weights
+        out.append(WeightAverage(first_averaged_epoch(t.epochs, t.average_tail)))
     if run_dir is not None:
         grids = SampleGrids(run_dir / "figures" / "samples", t.sample_every) if t.sample_every else None
         if grids is not None:

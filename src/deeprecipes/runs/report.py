@@ -19,6 +19,7 @@ import torch
 from .. import machine
 from ..config import RecipeConfig
 from ..models.base import Classifier
+from ..training.averaging import holds_average
 from ..training.checkpoint import atomic_write_text
 from ..training.events import close_events, event_writer, writing_events
 from ..training.optim import describe_optimizer
@@ -163,9 +164,13 @@ def target(cfg: RecipeConfig, metrics: Mapping[str, float]) -> dict[str, Any]:
 
 
 def final_metrics(parts: RunParts, history: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """The last epoch's metrics (rates left out) and the model's reference baselines on the same data."""
+    """The last epoch's metrics (rates left out) and the model's reference baselines on the same data; the
+    evaluation splits measured again where the model ends as a weight average (``train.average_tail``)."""
     last = history[-1] if history else {}
     final = {k: v for k, v in last.items() if k not in ("epoch", "step") and not is_rate(k)}
+    if holds_average(parts.engine):
+        for name, source in parts.eval_sets.items():
+            final.update({f"{name}_{k}": v for k, v in parts.engine.evaluate(source).items()})
     final.update(parts.model.reference_metrics(eval_subset(parts.data, parts.cfg.train.eval_subset)))
     return final
 

@@ -39,6 +39,7 @@ from ..errors import CheckpointError, ConfigError, DeepRecipesError, WriteError
 from ..fileio import read_json
 from ..recipes import check_builders
 from ..registry import MODELS, create_model
+from ..training.averaging import averaged_weights
 from ..training.callbacks import bad_lines, read_metrics_log
 from ..training.checkpoint import load_checkpoint, make_latest, passed_over, read_index
 from .device import resolve_device
@@ -78,6 +79,7 @@ class LoadedRun:
     data: dict[str, Any] = field(default_factory=dict)
     checkpoint: Path | None = None
     passed_over: str | None = None  # the damaged checkpoint the index named, when an older one was used instead
+    averaged: int = 0  # how many end-of-epoch weights the model's are the mean of (train.average_tail); 0: none
 
 
 def run_path(value: Any, what: str = "run_dir") -> Path:
@@ -182,7 +184,7 @@ def model_record(cfg: RecipeConfig, model: Any, train_x: Any, meta: Mapping[str,
     return {"name": cfg.model.name, "args": args, "input": spec, "data": _json_safe(meta)}
 
 
-def load_run(run_dir: str | Path, *, which: str = "best", device: str = "cpu") -> LoadedRun:
+def load_run(run_dir: str | Path, *, which: str = "best", device: str = "cpu", average: bool = True) -> LoadedRun:
     """The trained model of a run directory, in eval mode, and its metadata; reads no dataset.
 
     Parameters
@@ -192,6 +194,9 @@ def load_run(run_dir: str | Path, *, which: str = "best", device: str = "cpu") -
         The checkpoint; ``best`` falls back to ``latest`` when the run kept no best one.
     device : str
         Where the model goes.
+    average : bool
+        A run with ``train.average_tail`` ends as the mean of its last epochs' weights: that is its model. False
+        gives the checkpoint's live weights, those training goes on from (a run without the setting, to the bit).
     """
     run_dir = run_path(run_dir)
     if which not in ("best", "latest"):
@@ -201,7 +206,8 @@ def load_run(run_dir: str | Path, *, which: str = "best", device: str = "cpu") -
     name, args = record["name"], record["args"]
     if which == "best" and not read_index(run_dir / "checkpoints").get("best"):
         which = "latest"
-    weights, _, ckpt = load_checkpoint(run_dir / "checkpoints", which)
+    weights, state, ckpt = load_checkpoint(run_dir / "checkpoints", which)
+    weights, averaged = averaged_weights(weights, state) if average else (weights, 0)
     model = _rebuild(run_dir / MODEL_FILE, name, args, record["data"])
     try:
         model.load_state_dict(weights)
@@ -210,7 +216,7 @@ def load_run(run_dir: str | Path, *, which: str = "best", device: str = "cpu") -
         raise CheckpointError(f"{ckpt}: weights do not fit the model in {MODEL_FILE} ({reason})") from None
     model.to(resolve_device(str(device))).eval()
     skipped = passed_over(run_dir / "checkpoints", which, ckpt)
-    return LoadedRun(model, cfg, name, args, record["input"], record["data"], ckpt, skipped)
+    return LoadedRun(model, cfg, name, args, record["input"], record["data"], ckpt, skipped, averaged)
 
 
 def _rebuild(path: Path, name: str, args: dict[str, Any], data: dict[str, Any]) -> Any:
