@@ -543,6 +543,7 @@ SIGNATURE_DEFAULTS = {
         "binarize": "none",
         "iw_samples": 0,
         "image_shape": [28, 28],
+        "kl_warmup": 0,
     },
     "q-mlp": {"n_inputs": 4, "n_actions": 2, "hidden": None, "loss": "huber"},
     "nature-dqn": {"frames": 4, "size": 84, "n_actions": 4, "loss": "huber"},

@@ -61,6 +61,19 @@ class Crash(Callback):
             {"train.train_subset": 1280, "train.epochs": 4, "train.checkpoint_every": 9, "train.average_tail": 0.5},
             71,
         ),
+        # the VAE's KL warm-up weight follows the engine's step count across the cut
+        (
+            "vae-mnist",
+            {
+                "train.train_subset": 1000,
+                "train.epochs": 3,
+                "train.checkpoint_every": 7,
+                "train.eval_subset": 300,
+                "model.kl_warmup": 25,
+                "train.threads": 1,
+            },
+            13,
+        ),
     ],
 )
 def test_interrupted_run_resumes_to_identical_weights(tmp_path, monkeypatch, recipe, overrides, crash_at):

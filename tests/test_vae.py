@@ -1,6 +1,7 @@
 """The VAE (cookbook 11.4): the ELBO's two terms, the importance-weighted likelihood bound, dynamic binarisation,
 pictures, and the vae-mnist recipe end to end on the shipped MNIST files."""
 
+import contextlib
 import json
 
 import pytest
@@ -35,6 +36,35 @@ def test_the_importance_weighted_bound_is_above_the_elbo_and_tightens_with_k():
     assert many > one + 0.3  # Burda et al.: log p(x) >= L_k >= L_1
 
 
+class _Engine:
+    """What ``train_step`` needs of the engine: its step count, autocast, and a step that keeps the loss."""
+
+    def __init__(self, step_count):
+        self.step_count, self.loss = step_count, None
+
+    def autocast(self):
+        return contextlib.nullcontext()
+
+    def step(self, loss):
+        self.loss = loss
+
+
+def test_kl_warmup_weighs_the_kl_term_by_the_step_count_then_leaves_the_elbo():
+    x = torch.rand(8, 20)
+    for warmup, step, weight in [(4, 0, 0.25), (4, 1, 0.5), (4, 3, 1.0), (4, 100, 1.0), (0, 0, 1.0)]:
+        torch.manual_seed(0)
+        model = VAE(n_visible=20, hidden_sizes=[16], n_latent=3, image_shape=[4, 5], kl_warmup=warmup)
+        engine = _Engine(step)
+        torch.manual_seed(1)
+        logs = model.train_step((x,), engine)
+        torch.manual_seed(1)
+        recon, kl = model.terms(x)
+        assert float(engine.loss) == pytest.approx(float((recon + weight * kl).mean()), rel=1e-6)
+        assert float(logs["kl"]) == pytest.approx(float(kl.mean()), rel=1e-6)  # the KL term is logged unweighted
+        assert ("kl_weight" in logs) == bool(warmup)
+    assert "kl_weight" not in model.state_dict()  # derived from the step count, not a weight of the model
+
+
 def test_dynamic_binarisation_fixes_the_evaluation_images_and_redraws_training_batches():
     data = create_dataset("mnist")
     model = VAE(binarize="dynamic")
@@ -64,6 +94,7 @@ def test_vae_mnist_learns_draws_its_pictures_and_samples_from_the_run_directory(
     m = result.summary["metrics"]
     assert m["test_loss"] == pytest.approx(-m["test_elbo"]) and m["test_loss"] < 210  # 543 untrained
     assert m["test_nll"] < m["test_loss"]  # the k = 50 bound is tighter than one draw
+    assert m["active_units"] == 2  # both latent units in use: none collapsed to the prior
     for name in ("canvas.png", "samples.png", "codes.png", "reconstructions.png"):
         assert (out / "figures" / name).stat().st_size > 1000, name
     assert main(["-q", "sample", str(out), "--n", "16", "--seed", "3"]) == 0

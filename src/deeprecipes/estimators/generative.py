@@ -86,6 +86,8 @@ class VAE(_Pixels, Decoding, TorchEstimator):
         Train on the grey levels ("none", the book) or on fresh Bernoulli draws of them every batch ("dynamic").
     iw_samples : int
         Importance samples per row of ``score_samples`` (0 or 1: the ELBO of one draw).
+    kl_warmup : int
+        Training steps over which the KL term's weight rises from 0 to 1 (0: the ELBO from the first step).
     optimizer, lr, epochs, batch_size
         Adam at 0.001 with batches of 100 as in the book (which trains 75 epochs).
     random_state, device, verbose
@@ -102,8 +104,8 @@ class VAE(_Pixels, Decoding, TorchEstimator):
     __init__ = estimator_init(
         "VAE",
         vae_model.VAE,
-        "n_latent hidden_sizes activation binarize iw_samples optimizer lr epochs batch_size random_state device "
-        "verbose",
+        "n_latent hidden_sizes activation binarize iw_samples kl_warmup optimizer lr epochs batch_size random_state "
+        "device verbose",
         iw_samples=100,
         lr=0.001,
     )

@@ -79,6 +79,10 @@ class VAE(Model):
         k of the importance-weighted ``test_nll`` at the end of a run (0 = not computed).
     image_shape : list of int
         How a row is drawn.
+    kl_warmup : int
+        Training steps over which the KL term's weight in the loss rises linearly from 0 to 1 (deterministic
+        warm-up: Bowman et al. 2016, Sonderby et al. 2016), so that fewer latent units collapse to the prior early;
+        after it the loss is the ELBO. 0 (default): the ELBO from the first step.
     """
 
     def __init__(
@@ -90,10 +94,14 @@ class VAE(Model):
         binarize: Binarize = "none",
         iw_samples: NonNegativeInt = 0,
         image_shape: list[PositiveInt] = [28, 28],  # noqa: B006
+        kl_warmup: NonNegativeInt = 0,
     ) -> None:
         super().__init__()
         check_arguments(VAE.__init__, locals())
         self.n_visible, self.n_latent, self.binarize, self.iw_samples = n_visible, n_latent, binarize, iw_samples
+        self.kl_warmup = kl_warmup
+        # the KL weight of the current step: a tensor updated in place, so a compiled loss is not recompiled
+        self.register_buffer("kl_weight", torch.ones(()), persistent=False)
         self.image_shape = tuple(image_shape)
         sizes = [n_visible, *hidden_sizes]
         self.encoder = _mlp(sizes, activation)
@@ -132,9 +140,17 @@ class VAE(Model):
         return torch.bernoulli(x) if self.binarize == "dynamic" else x
 
     # -- training and evaluation ----------------------------------------------------------------------------------
+    def train_step(self, batch: Batch, engine: Any) -> dict[str, torch.Tensor]:
+        if self.kl_warmup:  # from the engine's step count, so a resumed run goes on with the same weights
+            self.kl_weight.fill_(min(1.0, (engine.step_count + 1) / self.kl_warmup))
+        return super().train_step(batch, engine)
+
     def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         recon, kl = self.terms(self._binarized(batch[0].reshape(len(batch[0]), -1)))
-        return (recon + kl).mean(), {"recon": recon.mean().detach(), "kl": kl.mean().detach()}
+        logs = {"recon": recon.mean().detach(), "kl": kl.mean().detach()}
+        if self.kl_warmup:
+            logs["kl_weight"] = self.kl_weight.detach().clone()
+        return (recon + (self.kl_weight * kl if self.kl_warmup else kl)).mean(), logs
 
     @torch.no_grad()
     def eval_step(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -171,7 +187,9 @@ class VAE(Model):
         return torch.logsumexp(torch.cat(weights), 0) - math.log(k)
 
     def reference_metrics(self, data: Any) -> dict[str, float]:
-        """``test_nll``: -log p(x) averaged over the test images, importance-weighted with ``iw_samples`` draws."""
+        """``test_nll``: -log p(x) averaged over the test images, importance-weighted with ``iw_samples`` draws;
+        ``active_units``: the latent units whose posterior mean varies over the test images (variance above 0.01,
+        the IWAE paper's measure; the others have collapsed to the prior)."""
         if not self.iw_samples or getattr(data, "test", None) is None:
             return {}
         device = next(self.parameters()).device
@@ -179,12 +197,16 @@ class VAE(Model):
         self.eval()
         gen_state = torch.random.get_rng_state()
         torch.manual_seed(1)  # the same draws whatever the training consumed
-        x, total = data.test.x, 0.0
+        x, total, means = data.test.x, 0.0, []
         for i in range(0, len(x), 100):
-            total += float(self.log_likelihood(x[i : i + 100].to(device), self.iw_samples).sum())
+            batch = x[i : i + 100].to(device)
+            total += float(self.log_likelihood(batch, self.iw_samples).sum())
+            with torch.no_grad():
+                means.append(self.encode(batch.reshape(len(batch), -1).to(self.mu.weight.dtype)).double())
         torch.random.set_rng_state(gen_state)
         self.train(was)
-        return {"test_nll": -total / len(x)}
+        active = int((torch.cat(means).var(0) > 0.01).sum())
+        return {"test_nll": -total / len(x), "active_units": float(active)}
 
     # -- deployment ---------------------------------------------------------------------------------------------
     def export_module(self) -> nn.Module:
