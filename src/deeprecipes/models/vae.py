@@ -197,16 +197,14 @@ class VAE(Model):
         self.eval()
         gen_state = torch.random.get_rng_state()
         torch.manual_seed(1)  # the same draws whatever the training consumed
-        x, total, means = data.test.x, 0.0, []
+        x, total = data.test.x, 0.0
         for i in range(0, len(x), 100):
-            batch = x[i : i + 100].to(device)
-            total += float(self.log_likelihood(batch, self.iw_samples).sum())
-            with torch.no_grad():
-                means.append(self.encode(batch.reshape(len(batch), -1).to(self.mu.weight.dtype)).double())
+            total += float(self.log_likelihood(x[i : i + 100].to(device), self.iw_samples).sum())
         torch.random.set_rng_state(gen_state)
+        with torch.no_grad():
+            codes = self.encode(x.reshape(len(x), -1).to(device, self.mu.weight.dtype)).double()
         self.train(was)
-        active = int((torch.cat(means).var(0) > 0.01).sum())
-        return {"test_nll": -total / len(x), "active_units": float(active)}
+        return {"test_nll": -total / len(x), "active_units": float((codes.var(0) > 0.01).sum())}
 
     # -- deployment ---------------------------------------------------------------------------------------------
     def export_module(self) -> nn.Module:
